@@ -1,0 +1,38 @@
+# lockscope — `make help` lists the targets.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/lockscope/lockscope/capture/recording.Version=$(VERSION)
+BIN      := bin
+PKGS     := ./...
+
+.DEFAULT_GOAL := help
+.PHONY: help build test test-short demo bench lint ci postgres
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/lockscope and the lean recorder bin/lockscope-capture
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope ./cmd/lockscope
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope-capture ./cmd/lockscope-capture
+
+postgres: ## install PostgreSQL and PgBouncer for the tests if they are missing
+	@./fixtures/ensure-postgres.sh
+
+test: postgres ## run every test, against throwaway PostgreSQL servers
+	$(GO) test -count=1 -timeout 9m $(PKGS)
+
+test-short: ## run the tests that need no database
+	$(GO) test -short -count=1 $(PKGS)
+
+demo: build ## stage an incident on a throwaway server, record it, and print where the recording is
+	$(BIN)/lockscope demo
+
+bench: postgres ## run the benchmarks (figures in the README)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+ci: lint test ## what CI runs: lint and every test

@@ -1,0 +1,550 @@
+package capture_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockscope/lockscope/capture"
+	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
+	"github.com/lockscope/lockscope/fixtures/scenario"
+)
+
+// srv is the package's throwaway server; each test takes a fresh database.
+var srv *pgtest.Server
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	s, err := pgtest.Start(context.Background(), pgtest.Options{MaxConnections: 200})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "capture tests:", err)
+		os.Exit(1)
+	}
+	srv = s
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
+
+// run is a capture running in the background of a test.
+type run struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	ticks  []recording.Tick
+	next   int // the first tick waitTick has not looked at
+	wake   chan struct{}
+}
+
+func startCapture(t *testing.T, cfg capture.Config) *run {
+	t.Helper()
+	r := &run{t: t, done: make(chan error, 1), wake: make(chan struct{}, 1)}
+	cfg.OnTick = func(tk recording.Tick) {
+		r.mu.Lock()
+		r.ticks = append(r.ticks, tk)
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- capture.Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// waitTick waits for a tick that satisfies cond. Each call looks only at
+// ticks after the one the previous call returned, and calls cond once per
+// tick.
+func (r *run) waitTick(what string, cond func(recording.Tick) bool) recording.Tick {
+	r.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r.mu.Lock()
+		for r.next < len(r.ticks) {
+			tk := r.ticks[r.next]
+			r.next++
+			if cond(tk) {
+				r.mu.Unlock()
+				return tk
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.wake:
+		case err := <-r.done:
+			r.done <- err
+			r.t.Fatalf("capture ended while waiting for %s: %v", what, err)
+		case <-deadline:
+			r.t.Fatalf("no tick with %s within 30s", what)
+		}
+	}
+}
+
+// countTicks returns how many ticks the recorder has reported.
+func (r *run) countTicks() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ticks)
+}
+
+func (r *run) stop() {
+	r.t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		r.t.Fatalf("capture returned %v after cancel, want nil", err)
+	}
+	r.done <- nil
+}
+
+func fastConfig(dsn, out string) capture.Config {
+	return capture.Config{
+		DSN: dsn, Out: out,
+		ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond,
+		BurstInterval: 100 * time.Millisecond, BurstHold: 500 * time.Millisecond,
+		OdooInterval: 200 * time.Millisecond,
+	}
+}
+
+// monitorRole creates a login role with only pg_monitor and a password,
+// and returns a DSN for it.
+func monitorRole(t *testing.T, adminDSN, password string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	role := fmt.Sprintf("ls_mon_%d", time.Now().UnixNano()%1e9)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE pg_monitor", role, password)); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := pgx.ParseConfig(adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=disable", cc.Host, cc.Port, cc.Database, role, password)
+}
+
+// segment returns the recording's only segment.
+func onlySegment(t *testing.T, dir string) recording.Segment {
+	t.Helper()
+	segs, err := recording.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 1 {
+		t.Fatalf("recording has %d segments, want 1", len(segs))
+	}
+	return segs[0]
+}
+
+func readTable[T any](t *testing.T, segs []recording.Segment, table string) []T {
+	t.Helper()
+	var out []T
+	for _, s := range segs {
+		p, ok := s.Files[table]
+		if !ok {
+			continue
+		}
+		rows, _, err := recording.ReadTable[T](p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rows...)
+	}
+	return out
+}
+
+func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	if err := scenario.LoadSchema(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	const password = "s3cret-Pa55word"
+	dsn := monitorRole(t, db, password)
+	out := filepath.Join(t.TempDir(), "rec")
+	r := startCapture(t, fastConfig(dsn, out))
+	r.waitTick("a first sample", func(recording.Tick) bool { return true })
+
+	const workers = 6
+	inc, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "account_move", Workers: workers, AppPrefix: "erp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inc.Close()
+	truth := inc.Truth
+	// Three full samples that see the whole queue.
+	seen := 0
+	r.waitTick("the whole queue in three full samples", func(tk recording.Tick) bool {
+		if tk.Kind == recording.TickFull && tk.LockWaiters >= workers+1 {
+			seen++
+		}
+		return seen >= 3
+	})
+	if err := inc.TerminateRoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTick("a drained queue", func(tk recording.Tick) bool {
+		return tk.Kind == recording.TickFull && tk.LockWaiters == 0
+	})
+	r.stop()
+	nticks := r.countTicks()
+
+	seg := onlySegment(t, out)
+	segs := []recording.Segment{seg}
+	ticks := readTable[recording.Tick](t, segs, recording.TableTicks)
+	if len(ticks) != nticks {
+		t.Errorf("recording has %d ticks, the recorder reported %d", len(ticks), nticks)
+	}
+	for i := 1; i < len(ticks); i++ {
+		if ticks[i].SampleID <= ticks[i-1].SampleID {
+			t.Fatalf("sample ids not increasing: %d after %d", ticks[i].SampleID, ticks[i-1].SampleID)
+		}
+	}
+	if seg.Meta.LockWaitTicks == 0 || seg.Meta.MaxLockWaiters < workers+1 {
+		t.Errorf("segment summary: lock_wait_ticks=%d max_lock_waiters=%d, want >0 and >=%d", seg.Meta.LockWaitTicks, seg.Meta.MaxLockWaiters, workers+1)
+	}
+	if !seg.Meta.ReadAllStats {
+		t.Error("a pg_monitor role was recorded as lacking pg_read_all_stats")
+	}
+
+	// The relation is named.
+	rels := readTable[recording.Relation](t, segs, recording.TableRelations)
+	var relOID int64
+	for _, rel := range rels {
+		if rel.Name == "account_move" && rel.Schema == "public" {
+			relOID = rel.Relation
+		}
+	}
+	if relOID == 0 {
+		t.Fatalf("relations table does not name account_move: %+v", rels)
+	}
+
+	// Activity shows the DDL and every worker waiting on a Lock, with
+	// their application names and query text.
+	acts := readTable[recording.Activity](t, segs, recording.TableActivity)
+	waitingSamples := map[int32]int{}
+	for _, a := range acts {
+		if a.WaitEventType == "Lock" {
+			waitingSamples[a.PID]++
+		}
+		if a.PID == truth.DDL.PID && a.WaitEventType == "Lock" {
+			if !strings.HasPrefix(a.Query, "ALTER TABLE account_move") || a.ApplicationName != truth.DDL.ApplicationName {
+				t.Errorf("DDL row: query %q app %q", a.Query, a.ApplicationName)
+			}
+			if a.BackendStart != truth.DDL.BackendStart.UnixMicro() {
+				t.Errorf("DDL backend_start %d, want %d", a.BackendStart, truth.DDL.BackendStart.UnixMicro())
+			}
+		}
+		if a.PID == truth.Root.PID && a.State == "idle in transaction" && a.XactStart == 0 {
+			t.Errorf("root blocker idle in transaction without xact_start")
+		}
+	}
+	for _, s := range append([]scenario.TruthSession{truth.DDL}, truth.Waiters...) {
+		if waitingSamples[s.PID] < 3 {
+			t.Errorf("%s (pid %d) recorded waiting in %d samples, want >= 3", s.Name, s.PID, waitingSamples[s.PID])
+		}
+	}
+	if waitingSamples[truth.Root.PID] != 0 {
+		t.Errorf("root blocker recorded as waiting")
+	}
+
+	// Edges: the DDL is blocked by the cron; every worker by the DDL.
+	edges := readTable[recording.Edge](t, segs, recording.TableEdges)
+	blockers := map[int32]map[int32]bool{}
+	for _, e := range edges {
+		if blockers[e.PID] == nil {
+			blockers[e.PID] = map[int32]bool{}
+		}
+		blockers[e.PID][e.BlockingPID] = true
+	}
+	if !blockers[truth.DDL.PID][truth.Root.PID] {
+		t.Errorf("no edge DDL %d -> root %d; edges of DDL: %v", truth.DDL.PID, truth.Root.PID, blockers[truth.DDL.PID])
+	}
+	for _, w := range truth.Waiters {
+		if !blockers[w.PID][truth.DDL.PID] {
+			t.Errorf("no edge worker %d -> DDL %d; got %v", w.PID, truth.DDL.PID, blockers[w.PID])
+		}
+	}
+
+	// Locks: the DDL's AccessExclusiveLock request is not granted, the
+	// cron's RowExclusiveLock is.
+	locks := readTable[recording.Lock](t, segs, recording.TableLocks)
+	var ddlWaits, rootHolds bool
+	for _, l := range locks {
+		if l.LockType == "relation" && l.Relation == relOID {
+			if l.PID == truth.DDL.PID && l.Mode == "AccessExclusiveLock" && !l.Granted && l.WaitStart != 0 {
+				ddlWaits = true
+			}
+			if l.PID == truth.Root.PID && l.Mode == "RowExclusiveLock" && l.Granted {
+				rootHolds = true
+			}
+		}
+	}
+	if !ddlWaits || !rootHolds {
+		t.Errorf("locks: DDL waiting for AccessExclusiveLock with waitstart=%v, root holding RowExclusiveLock=%v", ddlWaits, rootHolds)
+	}
+
+	// Permissions, and no password anywhere in the recording.
+	err = filepath.Walk(out, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		want := recording.FileMode
+		if fi.IsDir() {
+			want = recording.DirMode
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+		if !fi.IsDir() {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(data), password) {
+				t.Errorf("%s contains the DSN's password", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := recording.Journals(out); len(js) != 0 {
+		t.Errorf("journals left after a clean stop: %v", js)
+	}
+	if _, err := os.Stat(filepath.Join(out, recording.ManifestFile)); err != nil {
+		t.Errorf("no manifest: %v", err)
+	}
+}
+
+func TestCaptureWithoutPgMonitorWarnsAndStillSeesWaiters(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	if err := scenario.LoadSchema(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	role := fmt.Sprintf("ls_plain_%d", time.Now().UnixNano()%1e9)
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	cc, _ := pgx.ParseConfig(db)
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable", cc.Host, cc.Port, cc.Database, role)
+
+	out := t.TempDir()
+	r := startCapture(t, fastConfig(dsn, out))
+	inc, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "sale_order", Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inc.Close()
+	r.waitTick("the queue seen through pg_locks", func(tk recording.Tick) bool {
+		return tk.Kind == recording.TickFull && tk.LockWaiters >= 4
+	})
+	if err := inc.TerminateRoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+
+	segs, err := recording.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs[0].Meta.ReadAllStats {
+		t.Error("a role without pg_monitor recorded as able to read all stats")
+	}
+	events := readTable[recording.Event](t, segs, recording.TableEvents)
+	warned := 0
+	for _, e := range events {
+		if e.Kind == recording.EventWarning && strings.Contains(e.Message, "pg_read_all_stats") {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Errorf("privilege warnings: got %d, want exactly 1", warned)
+	}
+	edges := readTable[recording.Edge](t, segs, recording.TableEdges)
+	found := false
+	for _, e := range edges {
+		if e.PID == inc.Truth.DDL.PID && e.BlockingPID == inc.Truth.Root.PID {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no DDL -> root edge recorded without pg_monitor")
+	}
+	hidden := false
+	for _, a := range readTable[recording.Activity](t, segs, recording.TableActivity) {
+		if a.PID == inc.Truth.DDL.PID && a.Query == "<insufficient privilege>" {
+			hidden = true
+		}
+	}
+	if !hidden {
+		t.Error("expected other roles' query text to read <insufficient privilege>")
+	}
+}
+
+func TestCaptureBadDSNFailsWithoutPassword(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	const password = "Do-Not-Print-Me-42"
+	cc, _ := pgx.ParseConfig(srv.DSN("postgres"))
+	cases := map[string]string{
+		"wrong password": fmt.Sprintf("host=%s port=%d dbname=postgres user=nobody_here password=%s sslmode=disable connect_timeout=5", cc.Host, cc.Port, password),
+		"closed port":    fmt.Sprintf("host=127.0.0.1 port=1 dbname=postgres user=postgres password=%s sslmode=disable connect_timeout=5", password),
+		"bad url":        fmt.Sprintf("postgres://postgres:%s@127.0.0.1:notaport/db", password),
+	}
+	for name, dsn := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := capture.Run(context.Background(), capture.Config{DSN: dsn, Out: t.TempDir()})
+			if err == nil {
+				t.Fatal("capture with a bad DSN succeeded")
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error shows the password: %v", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+	err := capture.Run(context.Background(), capture.Config{DSN: cases["closed port"], Out: t.TempDir()})
+	if !errors.Is(err, capture.ErrConnect) {
+		t.Errorf("closed port: got %v, want ErrConnect", err)
+	}
+}
+
+func TestCaptureUnwritableDirectory(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := capture.Run(context.Background(), capture.Config{DSN: srv.DSN("postgres"), Out: filepath.Join(file, "rec")})
+	if !errors.Is(err, capture.ErrStorage) {
+		t.Fatalf("got %v, want ErrStorage", err)
+	}
+}
+
+func TestCaptureSurvivesServerRestart(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	// A server of its own: restarting the package's would disturb other tests.
+	own, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Stop()
+	out := t.TempDir()
+	r := startCapture(t, fastConfig(own.DSN("postgres"), out))
+	first := r.waitTick("a first sample", func(recording.Tick) bool { return true })
+
+	if err := own.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := r.waitTick("a sample from the restarted server", func(tk recording.Tick) bool { return tk.CapturePID != first.CapturePID })
+	r.waitTick("more samples", func(tk recording.Tick) bool { return tk.SampleID >= back.SampleID+5 })
+	r.stop()
+
+	segs, err := recording.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := readTable[recording.Event](t, segs, recording.TableEvents)
+	var kinds []string
+	var gap *recording.Event
+	for i, e := range events {
+		kinds = append(kinds, e.Kind)
+		if e.Kind == recording.EventGap {
+			gap = &events[i]
+		}
+	}
+	for _, want := range []string{recording.EventStart, recording.EventConnect, recording.EventDisconnect, recording.EventGap, recording.EventStop} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("events %v lack %q", kinds, want)
+		}
+	}
+	if gap == nil {
+		t.Fatal("no gap recorded")
+	}
+	if gap.GapEnd <= gap.GapStart {
+		t.Errorf("gap [%d, %d] is empty", gap.GapStart, gap.GapEnd)
+	}
+	ticks := readTable[recording.Tick](t, segs, recording.TableTicks)
+	for _, tk := range ticks {
+		if tk.ClientTS > gap.GapStart && tk.ClientTS < gap.GapEnd {
+			t.Errorf("tick %d at %d lies inside the recorded gap [%d, %d]", tk.SampleID, tk.ClientTS, gap.GapStart, gap.GapEnd)
+		}
+	}
+	pids := map[int32]bool{}
+	for _, tk := range ticks {
+		pids[tk.CapturePID] = true
+	}
+	if len(pids) != 2 {
+		t.Errorf("ticks come from %d recorder backends, want 2 (before and after the restart)", len(pids))
+	}
+}
+
+func TestCaptureRotatesSegments(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	out := t.TempDir()
+	cfg := fastConfig(srv.DSN("postgres"), out)
+	cfg.SegmentDuration = time.Second
+	r := startCapture(t, cfg)
+	first := r.waitTick("a first sample", func(recording.Tick) bool { return true })
+	r.waitTick("three seconds of samples", func(tk recording.Tick) bool { return tk.ClientTS-first.ClientTS > 3e6 })
+	r.stop()
+	segs, err := recording.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) < 3 {
+		t.Fatalf("got %d segments after 3 s with 1 s rotation, want >= 3", len(segs))
+	}
+	total := 0
+	for i, s := range segs {
+		total += int(s.Meta.Ticks)
+		if i > 0 && s.Meta.FirstSampleID != segs[i-1].Meta.LastSampleID+1 {
+			t.Errorf("segment %s starts at sample %d, previous ended at %d", s.Meta.Segment, s.Meta.FirstSampleID, segs[i-1].Meta.LastSampleID)
+		}
+		// Every segment names its relations on its own.
+		if s.Meta.FullTicks > 0 {
+			if _, ok := s.Files[recording.TableRelations]; !ok {
+				t.Errorf("segment %s with full samples has no relations file", s.Meta.Segment)
+			}
+		}
+	}
+	if total != r.countTicks() {
+		t.Errorf("segments hold %d ticks, recorder reported %d", total, r.countTicks())
+	}
+}

@@ -1,0 +1,317 @@
+package recording
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Errors a reader can branch on with errors.Is.
+var (
+	// ErrNotRecording: the directory or file is not a lockscope recording.
+	ErrNotRecording = errors.New("not a lockscope recording")
+	// ErrSchemaVersion: the file was written with a schema version this
+	// build does not read.
+	ErrSchemaVersion = errors.New("unsupported recording schema version")
+	// ErrLocked: another recorder holds the recording directory.
+	ErrLocked = errors.New("recording directory in use by another lockscope process")
+)
+
+// TableFile is one opened table file of a recording.
+type TableFile struct {
+	Path  string
+	Table string
+	Meta  Meta
+	File  *parquet.File
+	f     *os.File
+}
+
+// Close closes the file.
+func (t *TableFile) Close() error { return t.f.Close() }
+
+// OpenTableFile opens a table file and checks its lockscope metadata. A
+// file that is not Parquet, is truncated, or was written by another tool
+// gets an error naming the file and wrapping ErrNotRecording.
+func OpenTableFile(path string) (tf *TableFile, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	pf, err := openParquet(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: not a readable Parquet file (truncated or damaged?): %v: %w", path, err, ErrNotRecording)
+	}
+	return checkTableFile(path, f, pf)
+}
+
+func openParquet(r io.ReaderAt, size int64) (pf *parquet.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			pf, err = nil, fmt.Errorf("parquet reader: %v", p)
+		}
+	}()
+	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
+}
+
+func checkTableFile(path string, f *os.File, pf *parquet.File) (*TableFile, error) {
+	v, ok := pf.Lookup(KeySchemaVersion)
+	if !ok {
+		return nil, fmt.Errorf("open %s: no %s metadata (written by another tool?): %w", path, KeySchemaVersion, ErrNotRecording)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n != SchemaVersion {
+		return nil, fmt.Errorf("open %s: schema version %q, this lockscope reads %d: %w", path, v, SchemaVersion, ErrSchemaVersion)
+	}
+	table, _ := pf.Lookup(KeyTable)
+	idx, err := tableIndex(table)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %v: %w", path, err, ErrNotRecording)
+	}
+	if !parquet.EqualNodes(pf.Schema(), tables[idx].schema) {
+		return nil, fmt.Errorf("open %s: columns do not match the %s table of schema version %d: %w", path, table, SchemaVersion, ErrNotRecording)
+	}
+	var meta Meta
+	raw, _ := pf.Lookup(KeyMeta)
+	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+		return nil, fmt.Errorf("open %s: unreadable %s metadata: %v: %w", path, KeyMeta, err, ErrNotRecording)
+	}
+	return &TableFile{Path: path, Table: table, Meta: meta, File: pf, f: f}, nil
+}
+
+// ReadTable reads every row of a table file into T, which must be the
+// table's row type (Activity for activity, and so on).
+func ReadTable[T any](path string) (rows []T, meta Meta, err error) {
+	tf, err := OpenTableFile(path)
+	if err != nil {
+		return nil, meta, err
+	}
+	defer tf.Close()
+	var zero T
+	if want := parquet.SchemaOf(zero); !parquet.EqualNodes(want, tf.File.Schema()) {
+		return nil, meta, fmt.Errorf("read %s: a %s file does not hold %T rows", path, tf.Table, zero)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			rows, err = nil, fmt.Errorf("read %s: damaged file: %v: %w", path, p, ErrNotRecording)
+		}
+	}()
+	r := parquet.NewGenericReader[T](tf.File)
+	defer r.Close()
+	rows = make([]T, 0, min(r.NumRows(), 1<<20))
+	buf := make([]T, 1024)
+	for {
+		n, err := r.Read(buf)
+		rows = append(rows, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, meta, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	return rows, tf.Meta, nil
+}
+
+// List returns the sealed segments of a recording directory, ordered by
+// start time. A segment is listed once its ticks file exists (it is renamed
+// into place last). Open journals are not listed: see Journals.
+func List(dir string) ([]Segment, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list recording: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("list recording %s: not a directory: %w", dir, ErrNotRecording)
+	}
+	ticks, err := filepath.Glob(filepath.Join(dir, TableTicks, "cluster=*", "date=*", "*"+segmentSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("list recording: %w", err)
+	}
+	var segs []Segment
+	for _, path := range ticks {
+		tf, err := OpenTableFile(path)
+		if err != nil {
+			return nil, err
+		}
+		meta := tf.Meta
+		tf.Close()
+		rel, err := filepath.Rel(filepath.Join(dir, TableTicks), path)
+		if err != nil {
+			return nil, err
+		}
+		seg := Segment{Meta: meta, Files: map[string]string{}}
+		for _, t := range tables {
+			p := filepath.Join(dir, t.name, rel)
+			if fi, err := os.Stat(p); err == nil {
+				seg.Files[t.name] = p
+				seg.Bytes += fi.Size()
+			}
+		}
+		segs = append(segs, seg)
+	}
+	sort.Slice(segs, func(i, j int) bool {
+		a, b := segs[i].Meta, segs[j].Meta
+		if a.StartUS != b.StartUS {
+			return a.StartUS < b.StartUS
+		}
+		return a.Segment+a.Cluster < b.Segment+b.Cluster
+	})
+	return segs, nil
+}
+
+// Remove deletes a sealed segment's files, ticks first so that a segment
+// that is half removed is no longer listed.
+func Remove(seg Segment) error {
+	order := append([]string{TableTicks}, Tables()...)
+	for _, t := range order {
+		p, ok := seg.Files[t]
+		if !ok {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove segment %s: %w", seg.Meta.Segment, err)
+		}
+		delete(seg.Files, t)
+	}
+	return nil
+}
+
+// Recover seals every journal left in dir by a recorder that did not stop
+// cleanly, and removes temporary files of interrupted seals. The caller
+// must hold the directory's lock (LockDir).
+func Recover(dir string) ([]SealResult, error) {
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*", "cluster=*", "date=*", "*"+segmentSuffix+tmpSuffix))
+	for _, p := range tmps {
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("recover: remove %s: %w", p, err)
+		}
+	}
+	journals, err := Journals(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []SealResult
+	for _, j := range journals {
+		res, err := Seal(dir, j, true)
+		if err != nil {
+			return out, fmt.Errorf("recover: %w", err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// LockDir takes the recording directory's lock file (DIR/.lock), creating the
+// directory with DirMode if needed. It fails with ErrLocked while another
+// process holds it. Call the returned function to release it.
+func LockDir(dir string) (unlock func(), err error) {
+	if err := mkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("create recording directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return nil, fmt.Errorf("lock recording directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock recording directory: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// Manifest is the index of a recording, written to DIR/manifest.json after
+// every sealed or removed segment. It is derived from the segments' own
+// metadata and can always be rebuilt from them (WriteManifest).
+type Manifest struct {
+	Format        string            `json:"format"`
+	SchemaVersion int               `json:"schema_version"`
+	Segments      []ManifestSegment `json:"segments"`
+}
+
+// ManifestSegment is one segment in the manifest.
+type ManifestSegment struct {
+	ID             string            `json:"id"`
+	Cluster        string            `json:"cluster"`
+	Start          time.Time         `json:"start"`
+	End            time.Time         `json:"end"`
+	Ticks          int64             `json:"ticks"`
+	LockWaitTicks  int64             `json:"lock_wait_ticks"`
+	MaxLockWaiters int32             `json:"max_lock_waiters"`
+	Bytes          int64             `json:"bytes"`
+	Recovered      bool              `json:"recovered,omitempty"`
+	Files          map[string]string `json:"files"`
+}
+
+// ManifestFile is the manifest's name in a recording directory.
+const ManifestFile = "manifest.json"
+
+// WriteManifest rewrites DIR/manifest.json from segs atomically.
+func WriteManifest(dir string, segs []Segment) error {
+	m := Manifest{Format: "lockscope-recording", SchemaVersion: SchemaVersion, Segments: []ManifestSegment{}}
+	for _, s := range segs {
+		ms := ManifestSegment{
+			ID: s.Meta.Segment, Cluster: s.Meta.Cluster,
+			Start: time.UnixMicro(s.Meta.StartUS).UTC(), End: time.UnixMicro(s.Meta.EndUS).UTC(),
+			Ticks: s.Meta.Ticks, LockWaitTicks: s.Meta.LockWaitTicks, MaxLockWaiters: s.Meta.MaxLockWaiters,
+			Bytes: s.Bytes, Recovered: s.Meta.Recovered, Files: map[string]string{},
+		}
+		for t, p := range s.Files {
+			if rel, err := filepath.Rel(dir, p); err == nil {
+				ms.Files[t] = filepath.ToSlash(rel)
+			}
+		}
+		m.Segments = append(m.Segments, ms)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
+}
+
+// writeFileAtomic writes a file under a temporary name, syncs it and
+// renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return syncDir(filepath.Dir(path))
+}

@@ -1,0 +1,280 @@
+package recording
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// Writer settings. A row group costs a footer entry and a dictionary page
+// per column (10–25 KB), so segments are written with few, large row
+// groups; pages stay small so that sealing needs little memory.
+const (
+	maxRowsPerRowGroup = 1 << 20
+	pageBufferSize     = 128 << 10
+)
+
+// Segment describes one sealed segment of a recording.
+type Segment struct {
+	Meta Meta
+	// Files maps a table name to its Parquet file.
+	Files map[string]string
+	// Bytes is the size of all of the segment's files.
+	Bytes int64
+}
+
+// SealResult tells what sealing a journal found.
+type SealResult struct {
+	Segment Segment
+	// Empty is true when the journal held no samples; nothing was written.
+	Empty bool
+	// Damage describes a torn or damaged record at which reading stopped;
+	// empty when the whole journal was read.
+	Damage string
+}
+
+// Seal turns a journal into the Parquet files of its segment, then removes
+// the journal. Files are written under a temporary name, synced and renamed,
+// so an interrupted Seal leaves the journal in place and no partial file
+// behind; sealing the same journal again is safe. recovered marks segments
+// sealed from a journal that a stopped recorder left behind. A damaged
+// record ends the journal: what came before it is kept, and the damage is
+// reported in the result.
+func Seal(dir, journal string, recovered bool) (SealResult, error) {
+	var res SealResult
+	jr, f, err := openJournal(journal)
+	if err != nil {
+		return res, err
+	}
+	defer f.Close()
+	defer jr.close()
+
+	s := &sealer{dir: dir}
+	defer s.abort()
+
+	first := true
+	for {
+		body, err := jr.next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, ErrJournalDamaged) {
+			if first {
+				return res, fmt.Errorf("seal %s: %w", journal, err)
+			}
+			res.Damage = err.Error()
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("seal %s: %w", journal, err)
+		}
+		switch {
+		case body[0] == recordMeta:
+			var m Meta
+			if err := json.Unmarshal(body[1:], &m); err != nil || !ValidSegmentID(m.Segment) {
+				if first {
+					return res, fmt.Errorf("seal %s: unreadable metadata record: %w", journal, ErrJournalDamaged)
+				}
+				res.Damage = fmt.Sprintf("journal %s: unreadable metadata record", journal)
+				goto done
+			}
+			if !first && m.Segment != s.meta.Segment {
+				return res, fmt.Errorf("seal %s: metadata names segment %s, journal began as %s: %w", journal, m.Segment, s.meta.Segment, ErrJournalDamaged)
+			}
+			s.meta = m
+			first = false
+		case body[0] == recordSample && !first:
+			if err := decodeSample(body[1:], s.writeRow); err != nil {
+				var we *writeError
+				if errors.As(err, &we) {
+					return res, fmt.Errorf("seal %s: %w", journal, we.err)
+				}
+				res.Damage = fmt.Sprintf("journal %s: undecodable sample: %v", journal, err)
+				goto done
+			}
+		default:
+			if first {
+				return res, fmt.Errorf("seal %s: no metadata record: %w", journal, ErrJournalDamaged)
+			}
+			res.Damage = fmt.Sprintf("journal %s: unknown record type %q", journal, body[0])
+			goto done
+		}
+	}
+done:
+	if first {
+		return res, fmt.Errorf("seal %s: no metadata record: %w", journal, ErrJournalDamaged)
+	}
+	s.meta.Recovered = s.meta.Recovered || recovered
+	s.meta.copySummary(&s.sum)
+	if s.meta.Ticks == 0 && s.rows[idxEvents] == 0 {
+		res.Empty = true
+		if err := removeJournal(journal); err != nil {
+			return res, err
+		}
+		return res, nil
+	}
+	seg, err := s.finish()
+	if err != nil {
+		return res, fmt.Errorf("seal %s: %w", journal, err)
+	}
+	res.Segment = seg
+	if err := removeJournal(journal); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func removeJournal(path string) error {
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove sealed journal: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("remove sealed journal: %w", err)
+	}
+	return nil
+}
+
+// writeError marks an error from the file system (as opposed to a damaged
+// record) while sealing.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// sealer streams rows into one Parquet writer per table.
+type sealer struct {
+	dir     string
+	meta    Meta // the journal's last metadata record
+	sum     Meta // the summary of the ticks read so far
+	writers [len9]*parquet.GenericWriter[any]
+	files   [len9]*os.File
+	paths   [len9]string
+	rows    [len9]int64
+	one     [1]parquet.Row
+}
+
+const len9 = idxOdooModules + 1
+
+var codec = &zstd.Codec{Level: zstd.SpeedDefault}
+
+func (s *sealer) writeRow(idx int, row parquet.Row) error {
+	if idx == idxTicks {
+		var t Tick
+		if err := tables[idxTicks].schema.Reconstruct(&t, row); err != nil {
+			return err
+		}
+		s.sum.observe(&t)
+	}
+	w, err := s.writer(idx)
+	if err != nil {
+		return &writeError{err}
+	}
+	s.one[0] = row
+	if _, err := w.WriteRows(s.one[:]); err != nil {
+		return &writeError{fmt.Errorf("write %s: %w", tables[idx].name, err)}
+	}
+	s.rows[idx]++
+	return nil
+}
+
+func (s *sealer) writer(idx int) (*parquet.GenericWriter[any], error) {
+	if w := s.writers[idx]; w != nil {
+		return w, nil
+	}
+	path, err := TablePath(s.dir, tables[idx].name, s.meta.Cluster, s.meta.Segment)
+	if err != nil {
+		return nil, err
+	}
+	if err := mkdirAll(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path+tmpSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err != nil {
+		return nil, err
+	}
+	s.files[idx], s.paths[idx] = f, path
+	s.writers[idx] = parquet.NewGenericWriter[any](f,
+		tables[idx].schema,
+		parquet.Compression(codec),
+		parquet.MaxRowsPerRowGroup(maxRowsPerRowGroup),
+		parquet.PageBufferSize(pageBufferSize),
+		parquet.CreatedBy("lockscope", Version, ""),
+	)
+	return s.writers[idx], nil
+}
+
+// finish writes the footers with the final metadata, syncs and renames
+// every file into place.
+func (s *sealer) finish() (Segment, error) {
+	seg := Segment{Meta: s.meta, Files: map[string]string{}}
+	for idx := range tables {
+		if s.writers[idx] == nil && !tables[idx].required {
+			continue
+		}
+		w, err := s.writer(idx)
+		if err != nil {
+			return seg, err
+		}
+		kv, err := s.meta.metadataKV(tables[idx].name)
+		if err != nil {
+			return seg, err
+		}
+		for k, v := range kv {
+			w.SetKeyValueMetadata(k, v)
+		}
+		if err := w.Close(); err != nil {
+			return seg, fmt.Errorf("write %s: %w", tables[idx].name, err)
+		}
+		if err := s.files[idx].Sync(); err != nil {
+			return seg, fmt.Errorf("sync %s: %w", tables[idx].name, err)
+		}
+		st, err := s.files[idx].Stat()
+		if err != nil {
+			return seg, err
+		}
+		seg.Bytes += st.Size()
+	}
+	for idx := range tables {
+		if s.files[idx] == nil {
+			continue
+		}
+		if err := s.files[idx].Close(); err != nil {
+			return seg, fmt.Errorf("close %s: %w", tables[idx].name, err)
+		}
+		s.files[idx] = nil
+	}
+	// Rename only once every file is complete, ticks last: a segment whose
+	// ticks file exists is whole.
+	order := append(make([]int, 0, len(tables)), idxEvents, idxActivity, idxLocks, idxEdges, idxRelations, idxPgBouncerPools, idxPgBouncerServers, idxOdooModules, idxTicks)
+	for _, idx := range order {
+		if s.paths[idx] == "" {
+			continue
+		}
+		if err := os.Rename(s.paths[idx]+tmpSuffix, s.paths[idx]); err != nil {
+			return seg, err
+		}
+		if err := syncDir(filepath.Dir(s.paths[idx])); err != nil {
+			return seg, err
+		}
+		seg.Files[tables[idx].name] = s.paths[idx]
+		s.paths[idx] = ""
+	}
+	return seg, nil
+}
+
+// abort closes and removes whatever temporary files are still open.
+func (s *sealer) abort() {
+	for idx := range tables {
+		if s.files[idx] != nil {
+			s.files[idx].Close()
+		}
+		if s.paths[idx] != "" {
+			os.Remove(s.paths[idx] + tmpSuffix)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Package cli holds the command-line plumbing the lockscope binaries share:
+// the capture and recover commands, logging, and the mapping of errors to
+// exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in every command's help.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// ExitStatusHelp is appended to each command's long help.
+const ExitStatusHelp = `
+Exit status:
+  0  success; also a capture stopped by SIGINT/SIGTERM or --duration
+  1  an error (the message says what was wrong and what to do)
+  2  a usage error (an unknown flag, a missing argument)`
+
+// usageError marks errors in the command line itself.
+type usageError struct{ error }
+
+// Usage wraps err as a usage error (exit status 2).
+func Usage(err error) error { return usageError{err} }
+
+// Main runs root with SIGINT/SIGTERM turned into a context cancel, prints
+// an error as one line on stderr, and returns the exit code.
+func Main(root *cobra.Command, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A file-size limit (ulimit -f) must fail a write with EFBIG, which the
+	// recorder handles like a full disk, rather than kill the process.
+	signal.Ignore(syscall.SIGXFSZ)
+	root.SetArgs(args)
+	root.SilenceErrors = true
+	root.SilenceUsage = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return Usage(err) })
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", root.Name())
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// isCobraUsage recognises cobra's own argument errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
+		strings.HasPrefix(msg, "requires at least") || strings.HasPrefix(msg, "required flag")
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// LogFlags are the logging options every command takes.
+type LogFlags struct {
+	Level  string
+	Format string
+}
+
+// Add registers the flags on cmd.
+func (f *LogFlags) Add(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.Level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.PersistentFlags().StringVar(&f.Format, "log-format", "text", "log format on stderr: text or json")
+}
+
+// Logger builds the stderr logger the flags describe.
+func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.Level)); err != nil {
+		return nil, Usage(fmt.Errorf("--log-level %q: want debug, info, warn or error", f.Level))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, Usage(fmt.Errorf("--log-format %q: want text or json", f.Format))
+}
+
+// ParseSize parses a byte size such as 512MiB, 2GiB, 100MB or 1048576.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB)", s)
+	}
+	return int64(n * float64(mult)), nil
+}

@@ -1,0 +1,31 @@
+// Command lockscope-capture is the lean recorder for database hosts: the
+// capture and recover commands of lockscope without any analysis or
+// rendering code linked in.
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/cmd/internal/cli"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:     "lockscope-capture",
+		Short:   "Record PostgreSQL lock-queue incidents (the recorder only)",
+		Version: recording.Version,
+	}
+	capture := cli.CaptureCommand()
+	// `lockscope-capture --out DIR` and `lockscope-capture capture --out DIR`
+	// both work.
+	root.Flags().AddFlagSet(capture.Flags())
+	root.Long = capture.Long
+	root.Example = capture.Example
+	root.Args = capture.Args
+	root.RunE = capture.RunE
+	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand())
+	os.Exit(cli.Main(root, os.Args[1:]))
+}
