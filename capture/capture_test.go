@@ -548,3 +548,145 @@ func TestCaptureRotatesSegments(t *testing.T) {
 		t.Errorf("segments hold %d ticks, recorder reported %d", total, r.countTicks())
 	}
 }
+
+func TestCaptureSamplesPgBouncer(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	bouncer, err := pgtest.StartPgBouncer(ctx, srv, pgtest.PgBouncerOptions{PoolSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bouncer.Stop()
+	cc, _ := pgx.ParseConfig(db)
+
+	// A client through the pooler holds a server connection in an open
+	// transaction, so SHOW SERVERS links it to its backend.
+	client, err := pgx.Connect(ctx, bouncer.DSN(cc.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(ctx)
+	if _, err := client.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var backend int32
+	if err := client.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+
+	out := t.TempDir()
+	cfg := fastConfig(db, out)
+	cfg.PgBouncerDSN = bouncer.AdminDSN()
+	r := startCapture(t, cfg)
+	r.waitTick("two full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 2 })
+	r.stop()
+
+	segs, err := recording.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !segs[0].Meta.PgBouncer {
+		t.Error("metadata does not say PgBouncer was sampled")
+	}
+	pools := readTable[recording.PgBouncerPool](t, segs, recording.TablePgBouncerPools)
+	var pool *recording.PgBouncerPool
+	for i := range pools {
+		if pools[i].Database == cc.Database {
+			pool = &pools[i]
+		}
+	}
+	if pool == nil {
+		t.Fatalf("no SHOW POOLS row for %s in %+v", cc.Database, pools)
+	}
+	if pool.ClActive < 1 || pool.SvActive < 1 || pool.PoolMode != "transaction" {
+		t.Errorf("pool row %+v: want cl_active >= 1, sv_active >= 1, pool_mode transaction", *pool)
+	}
+	servers := readTable[recording.PgBouncerServer](t, segs, recording.TablePgBouncerServers)
+	linked := false
+	for _, s := range servers {
+		if s.RemotePID == backend && s.Database == cc.Database && s.State == "active" {
+			linked = true
+		}
+	}
+	if !linked {
+		t.Errorf("no SHOW SERVERS row with remote_pid %d: %+v", backend, servers)
+	}
+	acts := readTable[recording.Activity](t, segs, recording.TableActivity)
+	if !slices.ContainsFunc(acts, func(a recording.Activity) bool { return a.PID == backend }) {
+		t.Errorf("the pooled backend %d is not in the activity table", backend)
+	}
+}
+
+func TestCaptureOdooModulesNeverQueues(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	if err := scenario.LoadSchema(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	mig, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mig.Close(ctx)
+	if _, err := mig.Exec(ctx, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name IN ('stock', 'sale')"); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	cfg := fastConfig(db, out)
+	// Were the module poll to wait for its lock, lock_timeout would let it
+	// wait this long, and the sample's round trip would show it.
+	cfg.LockTimeout = 3 * time.Second
+	cfg.StatementTimeout = 5 * time.Second
+	r := startCapture(t, cfg)
+	r.waitTick("full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 3 })
+
+	// A migration takes ACCESS EXCLUSIVE on ir_module_module and keeps it:
+	// the recorder must go on sampling and never wait for that lock.
+	if _, err := mig.Exec(ctx, "BEGIN; LOCK TABLE ir_module_module IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	locked := r.waitTick("a sample while the table is locked", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull })
+	r.waitTick("a second of samples under the lock", func(tk recording.Tick) bool {
+		return tk.Kind == recording.TickFull && tk.ClientTS-locked.ClientTS > 1e6
+	})
+	if _, err := mig.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+
+	segs, err := recording.List(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !segs[0].Meta.Odoo {
+		t.Error("metadata does not flag an Odoo database")
+	}
+	mods := readTable[recording.OdooModule](t, segs, recording.TableOdooModules)
+	got := map[string]string{}
+	for _, m := range mods {
+		got[m.Name] = m.State
+	}
+	if got["stock"] != "to upgrade" || got["sale"] != "to upgrade" || len(got) != 2 {
+		t.Errorf("odoo modules recorded: %v, want stock and sale to upgrade", got)
+	}
+	ticks := readTable[recording.Tick](t, segs, recording.TableTicks)
+	for _, tk := range ticks {
+		if tk.QueryMicros >= cfg.LockTimeout.Microseconds() {
+			t.Errorf("sample %d took %d µs: the recorder waited for the migration's lock", tk.SampleID, tk.QueryMicros)
+		}
+	}
+	for _, a := range readTable[recording.Activity](t, segs, recording.TableActivity) {
+		if a.ApplicationName == capture.ApplicationName && a.WaitEventType == "Lock" {
+			t.Errorf("the recorder's session waited on a lock at %d", a.TS)
+		}
+	}
+	for _, e := range readTable[recording.Edge](t, segs, recording.TableEdges) {
+		for _, tk := range ticks {
+			if tk.SampleID == e.SampleID && tk.CapturePID == e.PID {
+				t.Errorf("the recorder's backend was blocked by %d", e.BlockingPID)
+			}
+		}
+	}
+}

@@ -46,8 +46,8 @@ const (
 // are stored as NULL when PostgreSQL returned NULL or when the server's
 // version lacks the column (see Meta.AbsentColumns).
 type Activity struct {
-	SampleID        int64  `parquet:"sample_id,delta"`
-	TS              int64  `parquet:"ts,delta,timestamp(microsecond)"`
+	SampleID        int64  `parquet:"sample_id,dict"`
+	TS              int64  `parquet:"ts,dict,timestamp(microsecond)"`
 	DatID           int64  `parquet:"datid,optional"`
 	DatName         string `parquet:"datname,optional,dict"`
 	PID             int32  `parquet:"pid"`
@@ -76,8 +76,8 @@ type Activity struct {
 // columns where 0 is a legal value (database, page, classid, objid,
 // objsubid) are pointers so that NULL and 0 stay distinct.
 type Lock struct {
-	SampleID           int64  `parquet:"sample_id,delta"`
-	TS                 int64  `parquet:"ts,delta,timestamp(microsecond)"`
+	SampleID           int64  `parquet:"sample_id,dict"`
+	TS                 int64  `parquet:"ts,dict,timestamp(microsecond)"`
 	LockType           string `parquet:"locktype,dict"`
 	Database           *int64 `parquet:"database,optional"`
 	Relation           int64  `parquet:"relation,optional"`
@@ -100,8 +100,8 @@ type Lock struct {
 // Lock: BlockingPID blocks PID (hard or soft; PostgreSQL does not say
 // which). A blocking pid of 0 is a prepared transaction.
 type Edge struct {
-	SampleID     int64 `parquet:"sample_id,delta"`
-	TS           int64 `parquet:"ts,delta,timestamp(microsecond)"`
+	SampleID     int64 `parquet:"sample_id,dict"`
+	TS           int64 `parquet:"ts,dict,timestamp(microsecond)"`
 	PID          int32 `parquet:"pid"`
 	BackendStart int64 `parquet:"backend_start,optional,timestamp(microsecond)"`
 	BlockingPID  int32 `parquet:"blocking_pid"`
@@ -121,11 +121,11 @@ type Relation struct {
 
 // Tick is one sample: when it was taken and what it cost.
 type Tick struct {
-	SampleID int64 `parquet:"sample_id,delta"`
+	SampleID int64 `parquet:"sample_id"`
 	// TS is the server's statement_timestamp() of the sample.
-	TS int64 `parquet:"ts,delta,timestamp(microsecond)"`
+	TS int64 `parquet:"ts,timestamp(microsecond)"`
 	// ClientTS is the recorder's clock when the sample was sent.
-	ClientTS int64  `parquet:"client_ts,delta,timestamp(microsecond)"`
+	ClientTS int64  `parquet:"client_ts,timestamp(microsecond)"`
 	Kind     string `parquet:"kind,dict"`
 	// Mode is the sampling tier in force: "baseline" or "burst".
 	Mode string `parquet:"mode,dict"`
@@ -159,8 +159,8 @@ type Event struct {
 
 // PgBouncerPool is one row of PgBouncer's SHOW POOLS.
 type PgBouncerPool struct {
-	SampleID  int64  `parquet:"sample_id,delta"`
-	TS        int64  `parquet:"ts,delta,timestamp(microsecond)"`
+	SampleID  int64  `parquet:"sample_id,dict"`
+	TS        int64  `parquet:"ts,dict,timestamp(microsecond)"`
 	Database  string `parquet:"database,dict"`
 	User      string `parquet:"user,dict"`
 	ClActive  int32  `parquet:"cl_active"`
@@ -178,8 +178,8 @@ type PgBouncerPool struct {
 // PgBouncerServer is one row of PgBouncer's SHOW SERVERS. RemotePID is the
 // PostgreSQL backend pid of the server connection.
 type PgBouncerServer struct {
-	SampleID        int64  `parquet:"sample_id,delta"`
-	TS              int64  `parquet:"ts,delta,timestamp(microsecond)"`
+	SampleID        int64  `parquet:"sample_id,dict"`
+	TS              int64  `parquet:"ts,dict,timestamp(microsecond)"`
 	Type            string `parquet:"type,dict"`
 	User            string `parquet:"user,dict"`
 	Database        string `parquet:"database,dict"`
