@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg Config) error {
 		r.nextID = max(r.nextID, s.Meta.LastSampleID)
 	}
 	r.nextID++
+	r.firstID = r.nextID
 	return r.run(ctx, conn, srv)
 }
 
@@ -134,6 +135,7 @@ type recorder struct {
 	lastSync                  time.Time
 	identity                  string
 	nextID                    int64
+	firstID                   int64             // the first sample id of this run
 	pending                   []recording.Event // events waiting for the next record
 	warnedPriv, warnedBouncer bool
 	lastWarn                  string
@@ -504,8 +506,9 @@ func (r *recorder) stop(why string) error {
 			return r.abort(err)
 		}
 	}
-	r.log.Info("capture stopped", "reason", why, "samples", r.nextID-1)
-	return r.finishSeals()
+	err := r.finishSeals()
+	r.log.Info("capture stopped", "reason", why, "samples", r.nextID-r.firstID, "peak_rss_kib", peakRSS())
+	return err
 }
 
 // abort ends a capture that cannot go on writing. The journal ends on a

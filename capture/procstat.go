@@ -61,3 +61,19 @@ func processCPU() int64 {
 	}
 	return ru.Utime.Nano()/1000 + ru.Stime.Nano()/1000
 }
+
+// peakRSS returns the recorder's peak resident memory in KiB (VmHWM), or 0
+// where /proc does not tell.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if f := bytes.Fields(line); len(f) >= 2 && string(f[0]) == "VmHWM:" {
+			n, _ := strconv.ParseInt(string(f[1]), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -23,8 +23,8 @@ import (
 //
 // body is a zstd frame; decompressed, its first byte is the record type:
 // 'M' (Meta as JSON, always the first record) or 'S' (a Sample: per
-// non-empty table, u8 table index, uvarint row count, rows in parquet-go's
-// Row form). A record is appended with one write, so a crash leaves at most
+// non-empty table, u8 table index, u32 block length, uvarint row count,
+// rows in parquet-go's Row form). A record is appended with one write, so a crash leaves at most
 // one torn record at the end, which the CRC rejects.
 const (
 	journalMagic     = "LSJ1"
@@ -156,12 +156,14 @@ func appendTable[T any](b []byte, idx int, rows []T, scratch *parquet.Row) []byt
 		return b
 	}
 	schema := tables[idx].schema
-	b = append(b, byte(idx))
+	b = append(b, byte(idx), 0, 0, 0, 0)
+	start := len(b)
 	b = binary.AppendUvarint(b, uint64(len(rows)))
 	for i := range rows {
 		*scratch = schema.Deconstruct((*scratch)[:0], &rows[i])
 		b = appendRow(b, *scratch)
 	}
+	binary.LittleEndian.PutUint32(b[start-4:start], uint32(len(b)-start))
 	return b
 }
 
@@ -324,15 +326,29 @@ func (r *journalReader) next() ([]byte, error) {
 }
 
 // decodeSample splits a sample record into per-table rows and calls fn for
-// each row. Rows passed to fn are only valid during the call.
-func decodeSample(b []byte, fn func(table int, row parquet.Row) error) error {
+// each row of the tables in want; the others are skipped undecoded. Rows
+// passed to fn are only valid during the call.
+func decodeSample(b []byte, want func(table int) bool, fn func(table int, row parquet.Row) error) error {
 	var row parquet.Row
 	for len(b) > 0 {
+		if len(b) < 5 {
+			return errors.New("short table header")
+		}
 		idx := int(b[0])
-		b = b[1:]
+		size := binary.LittleEndian.Uint32(b[1:5])
+		b = b[5:]
 		if idx >= len(tables) {
 			return fmt.Errorf("table index %d out of range", idx)
 		}
+		if uint64(size) > uint64(len(b)) {
+			return errors.New("table block overruns its record")
+		}
+		if !want(idx) {
+			b = b[size:]
+			continue
+		}
+		block, rest := b[:size], b[size:]
+		b = block
 		count, n := binary.Uvarint(b)
 		if n <= 0 || count > uint64(len(b)) {
 			return errors.New("bad row count")
@@ -349,6 +365,10 @@ func decodeSample(b []byte, fn func(table int, row parquet.Row) error) error {
 				return err
 			}
 		}
+		if len(b) != 0 {
+			return errors.New("table block longer than its rows")
+		}
+		b = rest
 	}
 	return nil
 }

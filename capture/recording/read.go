@@ -205,6 +205,12 @@ func Recover(dir string) ([]SealResult, error) {
 			return nil, fmt.Errorf("recover: remove %s: %w", p, err)
 		}
 	}
+	stale, _ := filepath.Glob(filepath.Join(dir, journalDir, sealTempPattern))
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("recover: remove %s: %w", p, err)
+		}
+	}
 	journals, err := Journals(dir)
 	if err != nil {
 		return nil, err

@@ -80,7 +80,7 @@ type Lock struct {
 	TS                 int64  `parquet:"ts,dict,timestamp(microsecond)"`
 	LockType           string `parquet:"locktype,dict"`
 	Database           *int64 `parquet:"database,optional"`
-	Relation           int64  `parquet:"relation,optional"`
+	Relation           int64  `parquet:"relation,optional,dict"`
 	Page               *int32 `parquet:"page,optional"`
 	Tuple              int32  `parquet:"tuple,optional"`
 	VirtualXID         string `parquet:"virtualxid,optional,dict"`

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // Writer settings. A row group costs a footer entry and a dictionary page
@@ -48,86 +47,106 @@ type SealResult struct {
 // reported in the result.
 func Seal(dir, journal string, recovered bool) (SealResult, error) {
 	var res SealResult
+	s := &sealer{dir: dir}
+	defer s.abort()
+	// Two passes over the journal, so that only one large table's column
+	// buffers are in memory at a time: first every table but locks (and
+	// the metadata and tick summary), then locks.
+	n, damage, err := s.pass(journal, func(idx int) bool { return idx != idxLocks }, -1)
+	if err != nil {
+		return res, fmt.Errorf("seal %s: %w", journal, err)
+	}
+	res.Damage = damage
+	s.meta.Recovered = s.meta.Recovered || recovered
+	s.meta.copySummary(&s.sum)
+	if s.meta.Ticks == 0 && s.rows[idxEvents] == 0 {
+		res.Empty = true
+		return res, removeJournal(journal)
+	}
+	for idx := range tables {
+		if idx != idxLocks {
+			if err := s.closeTable(idx); err != nil {
+				return res, fmt.Errorf("seal %s: %w", journal, err)
+			}
+		}
+	}
+	if s.blocks[idxLocks] > 0 {
+		meta := s.meta // the second pass reads the metadata records again
+		if _, _, err := s.pass(journal, func(idx int) bool { return idx == idxLocks }, n); err != nil {
+			return res, fmt.Errorf("seal %s: %w", journal, err)
+		}
+		s.meta = meta
+		if err := s.closeTable(idxLocks); err != nil {
+			return res, fmt.Errorf("seal %s: %w", journal, err)
+		}
+	}
+	seg, err := s.rename()
+	if err != nil {
+		return res, fmt.Errorf("seal %s: %w", journal, err)
+	}
+	res.Segment = seg
+	return res, removeJournal(journal)
+}
+
+// pass reads the journal's first limit records (all when limit < 0) and
+// writes the rows of the tables in want. It returns how many records it
+// read and, when it stopped at a damaged record, the damage; a journal
+// damaged before its metadata is an error.
+func (s *sealer) pass(journal string, want func(int) bool, limit int) (records int, damage string, err error) {
 	jr, f, err := openJournal(journal)
 	if err != nil {
-		return res, err
+		return 0, "", err
 	}
 	defer f.Close()
 	defer jr.close()
-
-	s := &sealer{dir: dir}
-	defer s.abort()
-
 	first := true
-	for {
+	for ; limit < 0 || records < limit; records++ {
 		body, err := jr.next()
 		if err == io.EOF {
 			break
 		}
-		if errors.Is(err, ErrJournalDamaged) {
-			if first {
-				return res, fmt.Errorf("seal %s: %w", journal, err)
-			}
-			res.Damage = err.Error()
-			break
+		if errors.Is(err, ErrJournalDamaged) && !first {
+			return records, err.Error(), nil
 		}
 		if err != nil {
-			return res, fmt.Errorf("seal %s: %w", journal, err)
+			return records, "", err
 		}
 		switch {
 		case body[0] == recordMeta:
 			var m Meta
 			if err := json.Unmarshal(body[1:], &m); err != nil || !ValidSegmentID(m.Segment) {
 				if first {
-					return res, fmt.Errorf("seal %s: unreadable metadata record: %w", journal, ErrJournalDamaged)
+					return records, "", fmt.Errorf("unreadable metadata record: %w", ErrJournalDamaged)
 				}
-				res.Damage = fmt.Sprintf("journal %s: unreadable metadata record", journal)
-				goto done
+				return records, fmt.Sprintf("journal %s: unreadable metadata record", journal), nil
 			}
 			if !first && m.Segment != s.meta.Segment {
-				return res, fmt.Errorf("seal %s: metadata names segment %s, journal began as %s: %w", journal, m.Segment, s.meta.Segment, ErrJournalDamaged)
+				return records, "", fmt.Errorf("metadata names segment %s, journal began as %s: %w", m.Segment, s.meta.Segment, ErrJournalDamaged)
 			}
 			s.meta = m
 			first = false
 		case body[0] == recordSample && !first:
-			if err := decodeSample(body[1:], s.writeRow); err != nil {
+			if err := decodeSample(body[1:], func(idx int) bool {
+				s.blocks[idx]++
+				return want(idx)
+			}, s.writeRow); err != nil {
 				var we *writeError
 				if errors.As(err, &we) {
-					return res, fmt.Errorf("seal %s: %w", journal, we.err)
+					return records, "", we.err
 				}
-				res.Damage = fmt.Sprintf("journal %s: undecodable sample: %v", journal, err)
-				goto done
+				return records, fmt.Sprintf("journal %s: undecodable sample: %v", journal, err), nil
 			}
 		default:
 			if first {
-				return res, fmt.Errorf("seal %s: no metadata record: %w", journal, ErrJournalDamaged)
+				return records, "", fmt.Errorf("no metadata record: %w", ErrJournalDamaged)
 			}
-			res.Damage = fmt.Sprintf("journal %s: unknown record type %q", journal, body[0])
-			goto done
+			return records, fmt.Sprintf("journal %s: unknown record type %q", journal, body[0]), nil
 		}
 	}
-done:
 	if first {
-		return res, fmt.Errorf("seal %s: no metadata record: %w", journal, ErrJournalDamaged)
+		return records, "", fmt.Errorf("no metadata record: %w", ErrJournalDamaged)
 	}
-	s.meta.Recovered = s.meta.Recovered || recovered
-	s.meta.copySummary(&s.sum)
-	if s.meta.Ticks == 0 && s.rows[idxEvents] == 0 {
-		res.Empty = true
-		if err := removeJournal(journal); err != nil {
-			return res, err
-		}
-		return res, nil
-	}
-	seg, err := s.finish()
-	if err != nil {
-		return res, fmt.Errorf("seal %s: %w", journal, err)
-	}
-	res.Segment = seg
-	if err := removeJournal(journal); err != nil {
-		return res, err
-	}
-	return res, nil
+	return records, "", nil
 }
 
 func removeJournal(path string) error {
@@ -155,12 +174,17 @@ type sealer struct {
 	files   [len9]*os.File
 	paths   [len9]string
 	rows    [len9]int64
+	blocks  [len9]int64 // sample records with rows of each table
 	one     [1]parquet.Row
 }
 
 const len9 = idxOdooModules + 1
 
-var codec = &zstd.Codec{Level: zstd.SpeedDefault}
+var codec = &pageCodec{}
+
+// sealTempPattern names the page buffers of a seal in progress; Recover
+// removes any a crash left.
+const sealTempPattern = ".seal-*"
 
 func (s *sealer) writeRow(idx int, row parquet.Row) error {
 	if idx == idxTicks {
@@ -203,54 +227,54 @@ func (s *sealer) writer(idx int) (*parquet.GenericWriter[any], error) {
 		parquet.Compression(codec),
 		parquet.MaxRowsPerRowGroup(maxRowsPerRowGroup),
 		parquet.PageBufferSize(pageBufferSize),
+		// Version 1 pages compress their definition levels too; in version 2
+		// they are stored raw, and NULL patterns repeat every sample.
+		parquet.DataPageVersion(1),
 		parquet.CreatedBy("lockscope", Version, ""),
+		// Compressed pages wait for the end of their row group in temporary
+		// files beside the journal, not in memory: a long burst segment
+		// must not grow the recorder.
+		parquet.ColumnPageBuffers(parquet.NewFileBufferPool(filepath.Join(s.dir, journalDir), sealTempPattern)),
 	)
 	return s.writers[idx], nil
 }
 
-// finish writes the footers with the final metadata, syncs and renames
-// every file into place.
-func (s *sealer) finish() (Segment, error) {
+// closeTable writes a table's footer with the final metadata and syncs
+// its temporary file. Required tables are written even when empty.
+func (s *sealer) closeTable(idx int) error {
+	if s.writers[idx] == nil && !tables[idx].required {
+		return nil
+	}
+	w, err := s.writer(idx)
+	if err != nil {
+		return err
+	}
+	kv, err := s.meta.metadataKV(tables[idx].name)
+	if err != nil {
+		return err
+	}
+	for k, v := range kv {
+		w.SetKeyValueMetadata(k, v)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", tables[idx].name, err)
+	}
+	s.writers[idx] = nil
+	if err := s.files[idx].Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tables[idx].name, err)
+	}
+	if err := s.files[idx].Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tables[idx].name, err)
+	}
+	s.files[idx] = nil
+	return nil
+}
+
+// rename moves every closed file into place, ticks last: a segment whose
+// ticks file exists is whole.
+func (s *sealer) rename() (Segment, error) {
 	seg := Segment{Meta: s.meta, Files: map[string]string{}}
-	for idx := range tables {
-		if s.writers[idx] == nil && !tables[idx].required {
-			continue
-		}
-		w, err := s.writer(idx)
-		if err != nil {
-			return seg, err
-		}
-		kv, err := s.meta.metadataKV(tables[idx].name)
-		if err != nil {
-			return seg, err
-		}
-		for k, v := range kv {
-			w.SetKeyValueMetadata(k, v)
-		}
-		if err := w.Close(); err != nil {
-			return seg, fmt.Errorf("write %s: %w", tables[idx].name, err)
-		}
-		if err := s.files[idx].Sync(); err != nil {
-			return seg, fmt.Errorf("sync %s: %w", tables[idx].name, err)
-		}
-		st, err := s.files[idx].Stat()
-		if err != nil {
-			return seg, err
-		}
-		seg.Bytes += st.Size()
-	}
-	for idx := range tables {
-		if s.files[idx] == nil {
-			continue
-		}
-		if err := s.files[idx].Close(); err != nil {
-			return seg, fmt.Errorf("close %s: %w", tables[idx].name, err)
-		}
-		s.files[idx] = nil
-	}
-	// Rename only once every file is complete, ticks last: a segment whose
-	// ticks file exists is whole.
-	order := append(make([]int, 0, len(tables)), idxEvents, idxActivity, idxLocks, idxEdges, idxRelations, idxPgBouncerPools, idxPgBouncerServers, idxOdooModules, idxTicks)
+	order := []int{idxEvents, idxActivity, idxLocks, idxEdges, idxRelations, idxPgBouncerPools, idxPgBouncerServers, idxOdooModules, idxTicks}
 	for _, idx := range order {
 		if s.paths[idx] == "" {
 			continue
@@ -261,6 +285,11 @@ func (s *sealer) finish() (Segment, error) {
 		if err := syncDir(filepath.Dir(s.paths[idx])); err != nil {
 			return seg, err
 		}
+		fi, err := os.Stat(s.paths[idx])
+		if err != nil {
+			return seg, err
+		}
+		seg.Bytes += fi.Size()
 		seg.Files[tables[idx].name] = s.paths[idx]
 		s.paths[idx] = ""
 	}

@@ -22,6 +22,7 @@ func main() {
 	// `lockscope-capture --out DIR` and `lockscope-capture capture --out DIR`
 	// both work.
 	root.Flags().AddFlagSet(capture.Flags())
+	root.PersistentFlags().AddFlagSet(capture.PersistentFlags())
 	root.Long = capture.Long
 	root.Example = capture.Example
 	root.Args = capture.Args

@@ -1,0 +1,62 @@
+package recording
+
+import (
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// pageCodec is zstd for Parquet pages with a window no larger than a page:
+// pages are compressed one at a time and never refer to each other, so a
+// larger window (zstd's default is 8 MiB) only costs the recorder memory.
+// Files stay plain ZSTD for any reader.
+type pageCodec struct {
+	once sync.Once
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+	mu   sync.Mutex
+	err  error
+}
+
+func (c *pageCodec) init() {
+	c.once.Do(func() {
+		c.enc, c.err = zstd.NewWriter(nil,
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithWindowSize(pageWindow),
+			zstd.WithLowerEncoderMem(true),
+			zstd.WithZeroFrames(true),
+			zstd.WithEncoderCRC(false))
+		if c.err != nil {
+			return
+		}
+		c.dec, c.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordBytes))
+	})
+}
+
+// pageWindow covers a whole page (pageBufferSize, before encoding).
+const pageWindow = 256 << 10
+
+func (c *pageCodec) String() string                            { return "ZSTD" }
+func (c *pageCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
+
+func (c *pageCodec) Encode(dst, src []byte) ([]byte, error) {
+	c.init()
+	if c.err != nil {
+		return dst[:0], c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enc.EncodeAll(src, dst[:0]), nil
+}
+
+func (c *pageCodec) Decode(dst, src []byte) ([]byte, error) {
+	c.init()
+	if c.err != nil {
+		return dst[:0], c.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dec.DecodeAll(src, dst[:0])
+}
