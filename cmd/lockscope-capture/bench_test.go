@@ -28,7 +28,10 @@ import (
 //     the same run; x-floor is their ratio;
 //   - bytes/sample: Parquet bytes on disk per full snapshot;
 //   - client-us/tick: the recorder's own CPU per sample, and rss-MiB: its
-//     peak resident memory (the lean binary, as a separate process).
+//     peak resident memory (the lean binary, as a separate process);
+//   - probe-us: server CPU of the cheap lock-waiter count, and default-%cpu:
+//     the share of one server core the default rates take while nothing
+//     waits (a probe every 250 ms, a full snapshot every 5 s).
 //
 // Run with `make bench` (go test -bench . -benchtime 1x).
 func BenchmarkRecorder(b *testing.B) {
@@ -51,7 +54,8 @@ func BenchmarkRecorder(b *testing.B) {
 		load.grow(b, n)
 		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
 			for range b.N {
-				floor := bareScanCPU(b, dsn, 100)
+				floor := serverCPU(b, dsn, 100, "SELECT * FROM pg_stat_activity", "SELECT * FROM pg_locks")
+				probe := serverCPU(b, dsn, 100, "SELECT statement_timestamp(), (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock')")
 				r := runRecorder(b, dsn, 30*time.Second)
 				b.ReportMetric(r.serverUS, "server-us/sample")
 				b.ReportMetric(floor, "floor-us")
@@ -60,6 +64,9 @@ func BenchmarkRecorder(b *testing.B) {
 				b.ReportMetric(r.clientUS, "client-us/tick")
 				b.ReportMetric(r.rssMiB, "rss-MiB")
 				b.ReportMetric(float64(r.fullTicks), "samples")
+				b.ReportMetric(probe, "probe-us")
+				// The default rates: a probe every 250 ms, a full snapshot every 5 s.
+				b.ReportMetric((4*probe+r.serverUS/5)/1e4, "default-%cpu")
 			}
 		})
 	}
@@ -161,8 +168,9 @@ func schedstat(b *testing.B, pid int32) float64 {
 	return float64(ns) / 1000
 }
 
-// bareScanCPU is the floor: the server CPU of the two bare scans, per pair.
-func bareScanCPU(b *testing.B, dsn string, rounds int) float64 {
+// serverCPU is the median server CPU, in microseconds, of running the
+// statements once (for the floor: the two bare scans).
+func serverCPU(b *testing.B, dsn string, rounds int, statements ...string) float64 {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -174,7 +182,7 @@ func bareScanCPU(b *testing.B, dsn string, rounds int) float64 {
 		b.Fatal(err)
 	}
 	scan := func() {
-		for _, q := range []string{"SELECT * FROM pg_stat_activity", "SELECT * FROM pg_locks"} {
+		for _, q := range statements {
 			rows, err := conn.Query(ctx, q)
 			if err != nil {
 				b.Fatal(err)
