@@ -24,7 +24,7 @@ test: postgres ## run every test, against throwaway PostgreSQL servers
 test-short: ## run the tests that need no database
 	$(GO) test -short -count=1 $(PKGS)
 
-demo: build ## stage an incident on a throwaway server, record it, and print where the recording is
+demo: build ## stage an incident on a throwaway server, record it, analyse it
 	$(BIN)/lockscope demo
 
 bench: postgres ## run the benchmarks (figures in the README)

@@ -151,7 +151,7 @@ type Tick struct {
 type Event struct {
 	TS         int64  `parquet:"ts,timestamp(microsecond)"`
 	Kind       string `parquet:"kind,dict"`
-	Message    string `parquet:"message,optional"`
+	Message    string `parquet:"message,optional,plain"`
 	GapStart   int64  `parquet:"gap_start,optional,timestamp(microsecond)"`
 	GapEnd     int64  `parquet:"gap_end,optional,timestamp(microsecond)"`
 	CapturePID int32  `parquet:"capture_pid,optional"`

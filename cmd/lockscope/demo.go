@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
@@ -23,14 +24,15 @@ func demoCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Stage a lock-queue incident on a throwaway PostgreSQL and record it",
+		Short: "Stage a lock-queue incident on a throwaway PostgreSQL, record and analyse it",
 		Long: `Start a throwaway PostgreSQL server (initdb in a temporary directory, a free
 port on 127.0.0.1), load an Odoo-like schema, start the recorder, and stage
 the classic incident: a cron transaction idle in transaction holds
 RowExclusiveLock on a hot table, a module upgrade's ALTER TABLE queues for
 AccessExclusiveLock behind it, and workers queue behind the ALTER. The root
 blocker is then terminated and the queue drains. The server is removed
-afterwards; the recording stays, and its path is printed.
+afterwards; the recording stays, is analysed, and the paths of the recording
+and of incident.json are printed.
 ` + cli.ExitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,7 +85,17 @@ afterwards; the recording stays, and its path is printed.
 			fmt.Fprintf(w, "recorded %d samples (%d with lock waiters, at most %d waiting)\n", ticks, waits, peak)
 			fmt.Fprintf(w, "root blocker: pid %d (%s, %s), idle in transaction; DDL: pid %d waited for %s on %s; %d workers queued behind it; ended: %s\n",
 				truth.Root.PID, truth.Root.ApplicationName, truth.Root.Role, truth.DDL.PID, truth.DDLMode, truth.Table, len(truth.Waiters), truth.Ending)
-			fmt.Fprintf(w, "recording: %s\n", out)
+			fmt.Fprintf(w, "recording: %s\n\n", out)
+			res, err := analyze.Run(ctx, analyze.Config{Dirs: []string{out}, Logger: log})
+			if err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			report := filepath.Join(filepath.Dir(out), "analysis")
+			if err := writeJSON(report, res); err != nil {
+				return err
+			}
+			summarize(w, res)
+			fmt.Fprintf(w, "\nwrote %s\n", filepath.Join(report, "incident.json"))
 			return nil
 		},
 	}

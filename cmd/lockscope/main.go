@@ -18,9 +18,10 @@ func main() {
 
   capture   record pg_stat_activity, pg_locks and pg_blocking_pids into a recording
   recover   seal the open segment a killed recorder left behind
-  demo      stage an incident on a throwaway PostgreSQL and record it`,
+  analyze   explain the lock-queue incidents of a recording
+  demo      stage an incident on a throwaway PostgreSQL, record and analyse it`,
 		Version: recording.Version,
 	}
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), demoCommand())
+	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), demoCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }

@@ -1,0 +1,289 @@
+package analyze
+
+import (
+	"slices"
+
+	"github.com/lockscope/lockscope/capture/recording"
+)
+
+// Backend identifies a server backend: pids are reused, so a backend is a
+// pid and its backend_start. A prepared transaction blocking others is
+// {PID: 0}.
+type Backend struct {
+	PID   int32 `json:"pid"`
+	Start int64 `json:"backend_start"`
+}
+
+// Edge kinds.
+const (
+	// EdgeHard: the blocker holds a lock that conflicts with the waiter's
+	// request — exact, from pg_locks.
+	EdgeHard = "hard"
+	// EdgeSoftObserved: pg_blocking_pids named the blocker, which holds
+	// nothing conflicting: it waits ahead in the queue.
+	EdgeSoftObserved = "soft-observed"
+	// EdgeSoftInferred: the blocker waits ahead (earlier waitstart) for a
+	// conflicting mode; pg_locks cannot show queue order, so this is an
+	// inference that pg_blocking_pids did not confirm.
+	EdgeSoftInferred = "soft-inferred"
+)
+
+// WaitEdge is one edge of a tick's wait-for graph: Waiter waits for Blocker.
+type WaitEdge struct {
+	Waiter, Blocker Backend
+	Kind            string
+	// Observed: pg_blocking_pids(waiter) listed the blocker.
+	Observed bool
+}
+
+// wait is a backend's ungranted lock request.
+type wait struct {
+	backend   Backend
+	tag       tag
+	mode      string
+	waitStart int64
+}
+
+// snapshot is one full sample, assembled from the recording's tables.
+type snapshot struct {
+	tick     recording.Tick
+	activity []recording.Activity
+	locks    []recording.Lock
+	edges    []recording.Edge
+	odoo     []recording.OdooModule
+	// recorderApp is the recorder's application_name (from the segment's
+	// metadata): its session is left out.
+	recorderApp string
+}
+
+// graph is a tick's wait-for graph and the facts it was built from.
+type graph struct {
+	ts       int64
+	sampleID int64
+	// backends holds the activity row of each backend but the recorder's.
+	backends map[Backend]*recording.Activity
+	byPID    map[int32]Backend
+	waits    map[Backend]*wait
+	edges    []WaitEdge
+	// held lists each backend's granted locks.
+	held map[Backend][]*recording.Lock
+}
+
+// buildGraph builds the wait-for graph of one full sample.
+func buildGraph(s *snapshot) *graph {
+	g := &graph{
+		ts: s.tick.TS, sampleID: s.tick.SampleID,
+		backends: make(map[Backend]*recording.Activity, len(s.activity)),
+		byPID:    make(map[int32]Backend, len(s.activity)),
+		waits:    map[Backend]*wait{},
+		held:     map[Backend][]*recording.Lock{},
+	}
+	recorder := s.tick.CapturePID
+	leader := map[int32]int32{}
+	for i := range s.activity {
+		a := &s.activity[i]
+		if a.PID == recorder || (s.recorderApp != "" && a.ApplicationName == s.recorderApp) {
+			continue
+		}
+		b := Backend{a.PID, a.BackendStart}
+		g.backends[b] = a
+		g.byPID[a.PID] = b
+		if a.LeaderPID != 0 && a.LeaderPID != a.PID {
+			leader[a.PID] = a.LeaderPID
+		}
+	}
+	// A parallel worker's locks count as its leader's, as
+	// pg_blocking_pids reports them.
+	backendOf := func(pid int32) (Backend, bool) {
+		if pid == 0 {
+			return Backend{}, true // a prepared transaction
+		}
+		if l, ok := leader[pid]; ok {
+			pid = l
+		}
+		if pid == recorder {
+			return Backend{}, false
+		}
+		b, ok := g.byPID[pid]
+		if !ok {
+			b = Backend{PID: pid} // ended between the two scans
+		}
+		return b, true
+	}
+
+	holders := map[tag][]*recording.Lock{}
+	queued := map[tag][]*wait{}
+	for i := range s.locks {
+		l := &s.locks[i]
+		b, ok := backendOf(l.PID)
+		if !ok {
+			continue
+		}
+		t := tagOf(l)
+		if l.Granted {
+			holders[t] = append(holders[t], l)
+			g.held[b] = append(g.held[b], l)
+			continue
+		}
+		if l.PID == 0 {
+			continue
+		}
+		w := &wait{backend: b, tag: t, mode: l.Mode, waitStart: l.WaitStart}
+		g.waits[b] = w
+		queued[t] = append(queued[t], w)
+	}
+
+	type pair struct{ w, b Backend }
+	index := map[pair]int{}
+	add := func(e WaitEdge) {
+		k := pair{e.Waiter, e.Blocker}
+		if i, ok := index[k]; ok {
+			g.edges[i].Observed = g.edges[i].Observed || e.Observed
+			return
+		}
+		index[k] = len(g.edges)
+		g.edges = append(g.edges, e)
+	}
+	for _, w := range sortedWaits(g.waits) {
+		for _, h := range holders[w.tag] {
+			hb, _ := backendOf(h.PID)
+			if hb != w.backend && Conflicts(w.mode, h.Mode) {
+				add(WaitEdge{Waiter: w.backend, Blocker: hb, Kind: EdgeHard})
+			}
+		}
+		for _, v := range queued[w.tag] {
+			if v.backend != w.backend && v.waitStart != 0 && w.waitStart != 0 && v.waitStart < w.waitStart && Conflicts(w.mode, v.mode) {
+				add(WaitEdge{Waiter: w.backend, Blocker: v.backend, Kind: EdgeSoftInferred})
+			}
+		}
+	}
+	for i := range s.edges {
+		e := &s.edges[i]
+		wb, ok := backendOf(e.PID)
+		if !ok {
+			continue
+		}
+		bb, ok := backendOf(e.BlockingPID)
+		if !ok || wb == bb {
+			continue
+		}
+		k := pair{wb, bb}
+		if j, ok := index[k]; ok {
+			g.edges[j].Observed = true
+			if g.edges[j].Kind == EdgeSoftInferred {
+				g.edges[j].Kind = EdgeSoftObserved
+			}
+			continue
+		}
+		add(WaitEdge{Waiter: wb, Blocker: bb, Kind: EdgeSoftObserved, Observed: true})
+	}
+	slices.SortFunc(g.edges, func(a, b WaitEdge) int {
+		if c := comparePID(a.Waiter, b.Waiter); c != 0 {
+			return c
+		}
+		return comparePID(a.Blocker, b.Blocker)
+	})
+	return g
+}
+
+func comparePID(a, b Backend) int {
+	if a.PID != b.PID {
+		return int(a.PID) - int(b.PID)
+	}
+	switch {
+	case a.Start < b.Start:
+		return -1
+	case a.Start > b.Start:
+		return 1
+	}
+	return 0
+}
+
+func sortedWaits(m map[Backend]*wait) []*wait {
+	out := make([]*wait, 0, len(m))
+	for _, w := range m {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *wait) int { return comparePID(a.backend, b.backend) })
+	return out
+}
+
+// waiting reports whether b waits on a lock in this tick.
+func (g *graph) waiting(b Backend) bool { _, ok := g.waits[b]; return ok }
+
+// roots returns the backends that block someone and wait for nothing.
+func (g *graph) roots() []Backend {
+	seen := map[Backend]bool{}
+	var out []Backend
+	for _, e := range g.edges {
+		if !g.waiting(e.Blocker) && !seen[e.Blocker] {
+			seen[e.Blocker] = true
+			out = append(out, e.Blocker)
+		}
+	}
+	slices.SortFunc(out, comparePID)
+	return out
+}
+
+// behind returns the waiters that transitively wait for b.
+func (g *graph) behind(b Backend) []Backend {
+	rev := map[Backend][]Backend{}
+	for _, e := range g.edges {
+		rev[e.Blocker] = append(rev[e.Blocker], e.Waiter)
+	}
+	seen := map[Backend]bool{b: true}
+	queue := []Backend{b}
+	var out []Backend
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, w := range rev[x] {
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+				queue = append(queue, w)
+			}
+		}
+	}
+	slices.SortFunc(out, comparePID)
+	return out
+}
+
+// components splits the graph's backends into weakly connected parts; each
+// part with a waiter is a separate lock queue (or a set that one graph
+// joins).
+func (g *graph) components() [][]Backend {
+	parent := map[Backend]Backend{}
+	var find func(Backend) Backend
+	find = func(x Backend) Backend {
+		p, ok := parent[x]
+		if !ok || p == x {
+			parent[x] = x
+			return x
+		}
+		r := find(p)
+		parent[x] = r
+		return r
+	}
+	for b := range g.waits {
+		find(b)
+	}
+	for _, e := range g.edges {
+		a, b := find(e.Waiter), find(e.Blocker)
+		if a != b {
+			parent[a] = b
+		}
+	}
+	groups := map[Backend][]Backend{}
+	for x := range parent {
+		r := find(x)
+		groups[r] = append(groups[r], x)
+	}
+	var out [][]Backend
+	for _, grp := range groups {
+		slices.SortFunc(grp, comparePID)
+		out = append(out, grp)
+	}
+	slices.SortFunc(out, func(a, b []Backend) int { return comparePID(a[0], b[0]) })
+	return out
+}

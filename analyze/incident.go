@@ -1,0 +1,582 @@
+package analyze
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/lockscope/lockscope/capture/recording"
+)
+
+// tracker follows incidents from one full sample to the next.
+type tracker struct {
+	minDuration time.Duration
+	rels        map[int64]string
+	gaps        []Gap
+	open        []*incState
+	done        []*incState
+	nextID      int
+	lastTS      int64
+	lastGraph   *graph
+}
+
+type incState struct {
+	id        int
+	lastNodes map[Backend]bool
+	start     int64
+	lastSeen  int64
+	end       int64 // 0 while open
+	samples   int
+	peak      int
+	peakAt    int64
+	waiterSec float64
+	lastCount int
+	relations map[string]bool
+	roots     map[Backend]*rootState
+	waiters   map[Backend]*waiterState
+	ddls      map[Backend]*ddlState
+	queue     []QueuePoint
+	edgeKinds map[string]int
+	strong    bool
+	rowOnly   bool
+	gaps      []Gap
+}
+
+type rootState struct {
+	info       Session
+	xactAge    float64
+	locks      []HeldLock
+	waiterSec  float64
+	lastBehind int
+	peakBehind int
+	first      int64
+	last       int64
+	gone       int64
+	ended      bool
+}
+
+type waiterState struct {
+	info   Session
+	first  int64
+	last   int64
+	waited float64
+}
+
+type ddlState struct {
+	backend  Backend
+	info     Session
+	relation string
+	mode     string
+	held     bool
+	waiting  bool
+	attempts int
+	waited   float64
+	lastWait int64
+	behind   int
+	outcome  string
+	evidence string
+	// tag and blockers: what it waited for in its last waiting sample,
+	// and who held a conflicting lock on it then.
+	tag      tag
+	blockers []Backend
+}
+
+func newTracker(minDuration time.Duration, rels map[int64]string, gaps []Gap) *tracker {
+	return &tracker{minDuration: minDuration, rels: rels, gaps: gaps}
+}
+
+// gapOverlap returns how much of [a, b] (µs) lies in recorded gaps.
+func (t *tracker) gapOverlap(a, b int64) int64 {
+	var n int64
+	for _, g := range t.gaps {
+		s, e := max(a, g.Start.UnixMicro()), min(b, g.End.UnixMicro())
+		if e > s {
+			n += e - s
+		}
+	}
+	return n
+}
+
+func (t *tracker) gapsWithin(a, b int64) []Gap {
+	var out []Gap
+	for _, g := range t.gaps {
+		if g.End.UnixMicro() > a && g.Start.UnixMicro() < b {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// observe folds one full sample's graph into the incidents.
+func (t *tracker) observe(g *graph) {
+	// Time since the previous full sample, less any gap: what was seen
+	// then is assumed to have lasted until now.
+	var dt float64
+	if t.lastTS != 0 {
+		d := g.ts - t.lastTS - t.gapOverlap(t.lastTS, g.ts)
+		dt = float64(max(d, 0)) / 1e6
+	}
+	for _, inc := range t.open {
+		inc.waiterSec += float64(inc.lastCount) * dt
+		for _, r := range inc.roots {
+			if r.gone == 0 {
+				r.waiterSec += float64(r.lastBehind) * dt
+			}
+		}
+		for _, w := range inc.waiters {
+			if w.last == t.lastTS {
+				w.waited += dt
+			}
+		}
+		for _, d := range inc.ddls {
+			if d.waiting {
+				d.waited += dt
+			}
+		}
+	}
+
+	matched := map[*incState]bool{}
+	for _, comp := range g.components() {
+		hasWait := slices.ContainsFunc(comp, g.waiting)
+		if !hasWait {
+			continue
+		}
+		var hits []*incState
+		for _, inc := range t.open {
+			for _, b := range comp {
+				if inc.lastNodes[b] {
+					hits = append(hits, inc)
+					break
+				}
+			}
+		}
+		var inc *incState
+		switch len(hits) {
+		case 0:
+			t.nextID++
+			inc = &incState{id: t.nextID, start: g.ts, relations: map[string]bool{}, roots: map[Backend]*rootState{},
+				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true}
+			t.open = append(t.open, inc)
+		default:
+			inc = hits[0]
+			for _, other := range hits[1:] {
+				inc.merge(other)
+				t.open = slices.DeleteFunc(t.open, func(x *incState) bool { return x == other })
+			}
+		}
+		if matched[inc] {
+			inc.lastNodes = unionNodes(inc.lastNodes, comp)
+		} else {
+			inc.lastNodes = unionNodes(nil, comp)
+		}
+		matched[inc] = true
+		t.update(inc, g, comp)
+	}
+	// Incidents no longer seen have drained.
+	var still []*incState
+	for _, inc := range t.open {
+		if matched[inc] {
+			still = append(still, inc)
+			continue
+		}
+		inc.end = g.ts
+		inc.gaps = append(inc.gaps, t.gapsWithin(inc.lastSeen, g.ts)...)
+		for b, rs := range inc.roots {
+			if rs.gone == 0 {
+				rs.gone = g.ts
+				rs.ended = g.backends[b] == nil
+			}
+		}
+		t.finishDDLs(inc, g)
+		t.done = append(t.done, inc)
+	}
+	t.open = still
+	// Sessions that stopped waiting or blocking inside open incidents.
+	for _, inc := range t.open {
+		t.finishDDLs(inc, g)
+	}
+	t.lastTS = g.ts
+	t.lastGraph = g
+}
+
+func unionNodes(m map[Backend]bool, comp []Backend) map[Backend]bool {
+	if m == nil {
+		m = make(map[Backend]bool, len(comp))
+	}
+	for _, b := range comp {
+		m[b] = true
+	}
+	return m
+}
+
+func (inc *incState) merge(o *incState) {
+	inc.start = min(inc.start, o.start)
+	inc.waiterSec += o.waiterSec
+	if o.peak > inc.peak {
+		inc.peak, inc.peakAt = o.peak, o.peakAt
+	}
+	inc.samples = max(inc.samples, o.samples)
+	for k := range o.relations {
+		inc.relations[k] = true
+	}
+	for k, v := range o.roots {
+		if _, ok := inc.roots[k]; !ok {
+			inc.roots[k] = v
+		}
+	}
+	for k, v := range o.waiters {
+		if _, ok := inc.waiters[k]; !ok {
+			inc.waiters[k] = v
+		}
+	}
+	for k, v := range o.ddls {
+		if _, ok := inc.ddls[k]; !ok {
+			inc.ddls[k] = v
+		}
+	}
+	inc.queue = append(inc.queue, o.queue...)
+	for k, v := range o.edgeKinds {
+		inc.edgeKinds[k] += v
+	}
+	inc.strong = inc.strong || o.strong
+	inc.rowOnly = inc.rowOnly && o.rowOnly
+	inc.gaps = append(inc.gaps, o.gaps...)
+}
+
+// update records what one sample shows of an incident's component.
+func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
+	in := unionNodes(nil, comp)
+	if inc.samples > 0 {
+		inc.gaps = append(inc.gaps, t.gapsWithin(inc.lastSeen, g.ts)...)
+	}
+	inc.samples++
+	inc.lastSeen = g.ts
+	count := 0
+	queues := map[int64][]*wait{}
+	for _, b := range comp {
+		w, ok := g.waits[b]
+		if !ok {
+			continue
+		}
+		count++
+		ws, ok := inc.waiters[b]
+		if !ok {
+			ws = &waiterState{info: sessionOf(b, g.backends[b]), first: g.ts}
+			ws.info.Mode, ws.info.Target = w.mode, w.tag.describe(t.rels)
+			inc.waiters[b] = ws
+		}
+		ws.last = g.ts
+		switch w.tag.locktype {
+		case "relation", "tuple":
+			inc.relations[relName(t.rels, w.tag.relation)] = true
+			queues[w.tag.relation] = append(queues[w.tag.relation], w)
+			if w.tag.locktype == "relation" {
+				inc.rowOnly = false
+			}
+			if w.tag.locktype == "relation" && strongMode(w.mode) {
+				inc.strong = true
+				t.ddl(inc, g, b, w.tag, w.mode, false)
+			}
+		case "transactionid":
+		default:
+			inc.rowOnly = false
+		}
+	}
+	inc.lastCount = count
+	if count > inc.peak {
+		inc.peak, inc.peakAt = count, g.ts
+	}
+	for rel, ws := range queues {
+		slices.SortFunc(ws, func(a, b *wait) int {
+			if a.waitStart != b.waitStart && a.waitStart != 0 && b.waitStart != 0 {
+				if a.waitStart < b.waitStart {
+					return -1
+				}
+				return 1
+			}
+			return comparePID(a.backend, b.backend)
+		})
+		inc.queue = append(inc.queue, QueuePoint{TS: time.UnixMicro(g.ts).UTC(), Relation: relName(t.rels, rel),
+			Depth: len(ws), Head: ws[0].backend.PID, HeadMode: ws[0].mode})
+	}
+	for _, e := range g.edges {
+		if in[e.Waiter] {
+			inc.edgeKinds[e.Kind]++
+		}
+	}
+	// Root blockers, and the locks of theirs that matter.
+	roots := map[Backend]bool{}
+	for _, r := range g.roots() {
+		if !in[r] {
+			continue
+		}
+		roots[r] = true
+		rs, ok := inc.roots[r]
+		if !ok {
+			rs = &rootState{info: sessionOf(r, g.backends[r]), first: g.ts}
+			if a := g.backends[r]; a != nil && a.XactStart != 0 {
+				rs.xactAge = float64(g.ts-a.XactStart) / 1e6
+			}
+			inc.roots[r] = rs
+		}
+		rs.last, rs.gone = g.ts, 0
+		behind := g.behind(r)
+		rs.lastBehind = len(behind)
+		rs.peakBehind = max(rs.peakBehind, len(behind))
+		// The granted locks its direct waiters wait for.
+		for _, e := range g.edges {
+			if e.Blocker != r || e.Kind != EdgeHard {
+				continue
+			}
+			w := g.waits[e.Waiter]
+			for _, l := range g.held[r] {
+				if tagOf(l) == w.tag && Conflicts(w.mode, l.Mode) {
+					hl := HeldLock{Target: w.tag.describe(t.rels), Mode: l.Mode}
+					if !slices.Contains(rs.locks, hl) {
+						rs.locks = append(rs.locks, hl)
+					}
+					if l.LockType == "relation" {
+						inc.relations[relName(t.rels, l.Relation)] = true
+						if strongMode(l.Mode) {
+							inc.strong = true
+							t.ddl(inc, g, r, w.tag, l.Mode, true)
+						}
+					}
+				}
+			}
+		}
+	}
+	for b, rs := range inc.roots {
+		if !roots[b] && rs.gone == 0 {
+			rs.gone = g.ts
+			rs.ended = g.backends[b] == nil
+		}
+	}
+}
+
+// ddl notes a strong relation lock request (or a held one that blocks).
+func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, mode string, held bool) {
+	d, ok := inc.ddls[b]
+	if !ok {
+		d = &ddlState{backend: b, info: sessionOf(b, g.backends[b]), relation: relName(t.rels, tg.relation), mode: mode}
+		inc.ddls[b] = d
+	}
+	d.behind = max(d.behind, len(g.behind(b)))
+	if held {
+		d.held = true
+		return
+	}
+	if !d.waiting {
+		d.attempts++
+	}
+	d.waiting, d.lastWait, d.tag = true, g.ts, tg
+	d.blockers = d.blockers[:0]
+	for _, e := range g.edges {
+		if e.Waiter == b && e.Kind == EdgeHard {
+			d.blockers = append(d.blockers, e.Blocker)
+		}
+	}
+}
+
+// finishDDLs settles the outcome of DDL waits that ended in this sample.
+func (t *tracker) finishDDLs(inc *incState, g *graph) {
+	for b, d := range inc.ddls {
+		if !d.waiting || d.lastWait == g.ts {
+			continue
+		}
+		d.waiting = false
+		a := g.backends[b]
+		switch {
+		case a == nil:
+			d.outcome = OutcomeTerminated
+			d.evidence = fmt.Sprintf("the backend was gone at %s while its %s request waited", clock(g.ts), d.mode)
+		case holdsStrong(g, b, d.mode):
+			d.outcome = OutcomeGranted
+			d.evidence = fmt.Sprintf("%s granted by %s (seen held in pg_locks)", d.mode, clock(g.ts))
+		default:
+			// A wait ends in a grant only once the conflicting holders
+			// are gone; if one still holds its lock, the DDL gave up.
+			if h, mode, ok := stillHolds(g, d); ok {
+				d.outcome = OutcomeCancelled
+				d.evidence = fmt.Sprintf("the wait ended by %s while pid %d still held %s on %s; the session stayed connected (state %q): a cancel or a lock_timeout",
+					clock(g.ts), h.PID, mode, d.relation, a.State)
+			} else {
+				d.outcome = OutcomeGranted
+				d.evidence = fmt.Sprintf("its blockers had released their locks by %s and the statement had finished (state %q): granted, and released at commit before the next sample", clock(g.ts), a.State)
+			}
+		}
+	}
+}
+
+// stillHolds reports a backend that blocked the DDL in its last waiting
+// sample and still holds a conflicting lock on the same object.
+func stillHolds(g *graph, d *ddlState) (Backend, string, bool) {
+	for _, h := range d.blockers {
+		for _, l := range g.held[h] {
+			if tagOf(l) == d.tag && Conflicts(d.mode, l.Mode) {
+				return h, l.Mode, true
+			}
+		}
+	}
+	return Backend{}, "", false
+}
+
+func holdsStrong(g *graph, b Backend, mode string) bool {
+	for _, l := range g.held[b] {
+		if l.LockType == "relation" && l.Mode == mode {
+			return true
+		}
+	}
+	return false
+}
+
+func clock(us int64) string { return time.UnixMicro(us).UTC().Format("15:04:05.000") }
+
+func sessionOf(b Backend, a *recording.Activity) Session {
+	s := Session{PID: b.PID, BackendStart: time.UnixMicro(b.Start).UTC()}
+	if a == nil {
+		if b.PID == 0 {
+			s.ApplicationName = "(prepared transaction)"
+		}
+		return s
+	}
+	s.ApplicationName, s.User, s.ClientAddr = a.ApplicationName, a.UseName, a.ClientAddr
+	s.BackendType, s.State, s.Query = a.BackendType, a.State, a.Query
+	if a.XactStart != 0 {
+		x := time.UnixMicro(a.XactStart).UTC()
+		s.XactStart = &x
+	}
+	return s
+}
+
+// finish closes the tracker at the end of the recording and returns the
+// incidents that lasted at least minDuration, in start order.
+func (t *tracker) finish() []Incident {
+	for _, inc := range t.open {
+		for _, d := range inc.ddls {
+			if d.waiting {
+				d.outcome = OutcomeStillWaiting
+				d.evidence = "still waiting for its lock when the recording ends"
+			}
+		}
+	}
+	all := append(t.done, t.open...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].start < all[j].start })
+	var out []Incident
+	for _, inc := range all {
+		if time.Duration(inc.lastSeen-inc.start)*time.Microsecond < t.minDuration {
+			continue
+		}
+		out = append(out, inc.export(len(out)+1))
+	}
+	return out
+}
+
+func (inc *incState) export(id int) Incident {
+	x := Incident{ID: id, Start: time.UnixMicro(inc.start).UTC(), PeakAt: time.UnixMicro(inc.peakAt).UTC(),
+		PeakWaiters: inc.peak, WaiterSeconds: round3(inc.waiterSec), Edges: inc.edgeKinds, Samples: inc.samples,
+		Queue: inc.queue, Gaps: inc.gaps, Relations: []string{}, RootBlockers: []RootBlocker{}, Waiters: []Session{}}
+	if x.Gaps == nil {
+		x.Gaps = []Gap{}
+	}
+	last := inc.lastSeen
+	if inc.end != 0 {
+		e := time.UnixMicro(inc.end).UTC()
+		x.End = &e
+		last = inc.end
+	}
+	x.Duration = round3(float64(last-inc.start) / 1e6)
+	switch {
+	case inc.strong:
+		x.Kind = KindDDLLockQueue
+	case inc.rowOnly:
+		x.Kind = KindRowLock
+	default:
+		x.Kind = KindOther
+	}
+	for r := range inc.relations {
+		x.Relations = append(x.Relations, r)
+	}
+	sort.Strings(x.Relations)
+	for _, r := range sortedRoots(inc.roots) {
+		rb := RootBlocker{Session: r.info, TransactionAge: round3(r.xactAge), Locks: r.locks, WaiterSeconds: round3(r.waiterSec),
+			PeakBehind: r.peakBehind, FirstSeen: time.UnixMicro(r.first).UTC(), LastSeen: time.UnixMicro(r.last).UTC(), Ended: r.ended}
+		if rb.Locks == nil {
+			rb.Locks = []HeldLock{}
+		}
+		if r.gone != 0 {
+			g := time.UnixMicro(r.gone).UTC()
+			rb.Gone = &g
+			if inc.end != 0 {
+				d := round3(float64(inc.end-r.gone) / 1e6)
+				rb.DrainSeconds = &d
+			}
+		}
+		x.RootBlockers = append(x.RootBlockers, rb)
+	}
+	sort.SliceStable(x.RootBlockers, func(i, j int) bool { return x.RootBlockers[i].WaiterSeconds > x.RootBlockers[j].WaiterSeconds })
+	for _, w := range sortedWaiters(inc.waiters) {
+		s := w.info
+		s.WaitedFor = round3(w.waited)
+		x.Waiters = append(x.Waiters, s)
+	}
+	if d := principalDDL(inc.ddls); d != nil {
+		x.DDL = &DDL{PID: d.backend.PID, BackendStart: time.UnixMicro(d.backend.Start).UTC(), ApplicationName: d.info.ApplicationName,
+			Query: d.info.Query, Relation: d.relation, Mode: d.mode, Waited: round3(d.waited), Attempts: d.attempts,
+			Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind}
+		if d.held && d.attempts == 0 {
+			x.DDL.Outcome = OutcomeHeld
+			x.DDL.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)
+		}
+		if d.attempts > 1 && d.outcome == OutcomeCancelled {
+			x.DDL.Outcome = OutcomeLockTimeout
+			x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up: a lock_timeout with retries; %s", d.attempts, d.mode, d.evidence)
+		}
+	}
+	return x
+}
+
+func sortedRoots(m map[Backend]*rootState) []*rootState {
+	keys := make([]Backend, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, comparePID)
+	out := make([]*rootState, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out
+}
+
+func sortedWaiters(m map[Backend]*waiterState) []*waiterState {
+	out := make([]*waiterState, 0, len(m))
+	for _, w := range m {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *waiterState) int {
+		if a.first != b.first {
+			if a.first < b.first {
+				return -1
+			}
+			return 1
+		}
+		return int(a.info.PID) - int(b.info.PID)
+	})
+	return out
+}
+
+// principalDDL is the strong request with the most sessions queued behind
+// it (the earliest on a tie).
+func principalDDL(m map[Backend]*ddlState) *ddlState {
+	var best *ddlState
+	for _, d := range m {
+		if best == nil || d.behind > best.behind || (d.behind == best.behind && comparePID(d.backend, best.backend) < 0) {
+			best = d
+		}
+	}
+	return best
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

@@ -1,0 +1,165 @@
+package analyze
+
+import "time"
+
+// SchemaVersion is the version of incident.json. It changes when a field
+// changes meaning or goes away; new fields may be added within a version.
+const SchemaVersion = 1
+
+// Incident kinds.
+const (
+	// KindDDLLockQueue: a strong lock (one that blocks writes: ALTER TABLE,
+	// CREATE INDEX, TRUNCATE, …) requested or held on a relation is part
+	// of the queue.
+	KindDDLLockQueue = "ddl_lock_queue"
+	// KindRowLock: sessions wait for each other's row locks
+	// (transactionid, tuple), with no strong relation lock involved.
+	KindRowLock = "row_lock_contention"
+	// KindOther: any other lock contention (weak relation modes,
+	// advisory locks, objects).
+	KindOther = "other_lock_contention"
+)
+
+// DDL outcomes.
+const (
+	OutcomeGranted      = "granted"
+	OutcomeCancelled    = "cancelled"
+	OutcomeLockTimeout  = "lock_timeout"
+	OutcomeTerminated   = "terminated"
+	OutcomeStillWaiting = "still_waiting"
+	OutcomeHeld         = "held" // the DDL held its lock from the start: it was the blocker
+)
+
+// Result is what analysis found in a recording.
+type Result struct {
+	SchemaVersion int        `json:"schema_version"`
+	Recording     Recording  `json:"recording"`
+	Incidents     []Incident `json:"incidents"`
+}
+
+// Recording describes the analysed recording.
+type Recording struct {
+	Dirs          []string  `json:"dirs"`
+	Cluster       string    `json:"cluster"`
+	ServerVersion string    `json:"server_version"`
+	Database      string    `json:"database"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	Segments      int       `json:"segments"`
+	Ticks         int64     `json:"ticks"`
+	FullTicks     int64     `json:"full_ticks"`
+	Gaps          []Gap     `json:"gaps"`
+	// AbsentColumns are columns this server version lacks.
+	AbsentColumns []string `json:"absent_columns"`
+	ReadAllStats  bool     `json:"read_all_stats"`
+}
+
+// Gap is a stretch with no samples: "no samples", never "no waiters".
+type Gap struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Reason string    `json:"reason"`
+}
+
+// Incident is one lock-queue incident.
+type Incident struct {
+	ID   int    `json:"id"`
+	Kind string `json:"kind"`
+	// Start is the first sample that saw the queue; End the first that saw
+	// it drained (null when the recording ends first).
+	Start    time.Time  `json:"start"`
+	PeakAt   time.Time  `json:"peak_at"`
+	End      *time.Time `json:"end"`
+	Duration float64    `json:"duration_s"`
+	// PeakWaiters is the most sessions waiting at once; WaiterSeconds
+	// the integral of waiting sessions over time.
+	PeakWaiters   int           `json:"peak_waiters"`
+	WaiterSeconds float64       `json:"waiter_seconds"`
+	Relations     []string      `json:"relations"`
+	RootBlockers  []RootBlocker `json:"root_blockers"`
+	DDL           *DDL          `json:"ddl"`
+	// Waiters are every session that waited in the incident.
+	Waiters []Session `json:"waiters"`
+	// Queue is the queue depth on each relation over time.
+	Queue []QueuePoint `json:"queue"`
+	// Gaps inside the incident: sampling was interrupted.
+	Gaps []Gap `json:"gaps"`
+	// Edges counts the wait-for edges seen, by kind.
+	Edges map[string]int `json:"edges"`
+	// Samples is how many full samples saw the incident.
+	Samples int `json:"samples"`
+}
+
+// Session describes a backend as the recording saw it.
+type Session struct {
+	PID             int32      `json:"pid"`
+	BackendStart    time.Time  `json:"backend_start"`
+	ApplicationName string     `json:"application_name"`
+	User            string     `json:"usename"`
+	ClientAddr      string     `json:"client_addr,omitempty"`
+	BackendType     string     `json:"backend_type"`
+	State           string     `json:"state"`
+	Query           string     `json:"query"`
+	XactStart       *time.Time `json:"xact_start"`
+	// WaitedFor is how long the session was seen waiting, in seconds.
+	WaitedFor float64 `json:"waited_s,omitempty"`
+	// Mode and Target are what it waited for.
+	Mode   string `json:"mode,omitempty"`
+	Target string `json:"target,omitempty"`
+}
+
+// RootBlocker is a session at the root of the wait-for graph: it blocks
+// others and waits for nothing.
+type RootBlocker struct {
+	Session
+	// TransactionAge is how old its transaction was when it was first
+	// seen blocking, in seconds.
+	TransactionAge float64 `json:"xact_age_s"`
+	// Locks are the granted locks its waiters wait for.
+	Locks []HeldLock `json:"locks"`
+	// WaiterSeconds is the integral of sessions waiting behind it.
+	WaiterSeconds float64   `json:"waiter_seconds"`
+	PeakBehind    int       `json:"peak_behind"`
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
+	// Gone is when it stopped blocking (ended, committed, or cancelled);
+	// DrainSeconds how long the queue took to drain after that.
+	Gone         *time.Time `json:"gone"`
+	DrainSeconds *float64   `json:"drain_s"`
+	// Ended is true when the backend itself disappeared (terminated or
+	// disconnected), false when it stayed and released its locks.
+	Ended bool `json:"ended"`
+}
+
+// HeldLock is a granted lock.
+type HeldLock struct {
+	Target string `json:"target"`
+	Mode   string `json:"mode"`
+}
+
+// DDL is the strong lock request at the heart of a DDL lock queue.
+type DDL struct {
+	PID             int32     `json:"pid"`
+	BackendStart    time.Time `json:"backend_start"`
+	ApplicationName string    `json:"application_name"`
+	Query           string    `json:"query"`
+	Relation        string    `json:"relation"`
+	Mode            string    `json:"mode"`
+	// Waited is how long it was seen waiting for its lock, in seconds;
+	// Attempts how many separate waits (retries after lock_timeout).
+	Waited   float64 `json:"waited_s"`
+	Attempts int     `json:"attempts"`
+	Outcome  string  `json:"outcome"`
+	Evidence string  `json:"evidence"`
+	// QueuedBehind is the most sessions seen waiting behind it.
+	QueuedBehind int `json:"queued_behind"`
+}
+
+// QueuePoint is the lock queue on one relation at one sample.
+type QueuePoint struct {
+	TS       time.Time `json:"ts"`
+	Relation string    `json:"relation"`
+	Depth    int       `json:"depth"`
+	Head     int32     `json:"head_pid"`
+	HeadMode string    `json:"head_mode"`
+}
