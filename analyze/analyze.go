@@ -39,6 +39,11 @@ type Config struct {
 	// MinDuration drops lock waits shorter than this (default 1s): a busy
 	// server has brief row-lock waits all the time.
 	MinDuration time.Duration
+	// MergeWithin joins a queue that re-forms this soon after draining,
+	// around the same root blocker or DDL, to the incident before it
+	// (default 10s): a migration retrying after lock_timeout is one
+	// incident, not many.
+	MergeWithin time.Duration
 	Logger      *slog.Logger
 	// Allocator for Arrow buffers (default: Go's allocator).
 	Allocator memory.Allocator
@@ -51,6 +56,9 @@ var ErrEmpty = errors.New("no samples to analyse")
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.MinDuration == 0 {
 		cfg.MinDuration = time.Second
+	}
+	if cfg.MergeWithin == 0 {
+		cfg.MergeWithin = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -142,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	tr := newTracker(cfg.MinDuration, rels, rec.Gaps)
+	tr := newTracker(cfg.MinDuration, cfg.MergeWithin, rels, rec.Gaps)
 	st := &stream{ctx: ctx, mem: cfg.Allocator, segs: segs, since: cfg.Since.UnixMicro(), until: cfg.Until.UnixMicro()}
 	if cfg.Since.IsZero() {
 		st.since = 0

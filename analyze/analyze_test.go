@@ -139,3 +139,107 @@ func TestAnalyzeStagedCronVsAlter(t *testing.T) {
 		})
 	}
 }
+
+// record stages one scenario, records it and analyses the recording.
+func record(t *testing.T, name string, opts scenario.Options) (scenario.Truth, *analyze.Result) {
+	t.Helper()
+	db := pgtest.NewDatabase(t, srv)
+	out := filepath.Join(t.TempDir(), "rec")
+	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
+		DSN: db, Capture: fastCapture(out), Hold: 2500 * time.Millisecond, Scenario: name, Stage: opts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{out}, Allocator: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.AssertSize(t, 0)
+	return truth, res
+}
+
+func pids(ss []analyze.Session) map[int32]bool {
+	m := map[int32]bool{}
+	for _, s := range ss {
+		m[s.PID] = true
+	}
+	return m
+}
+
+func rootPIDs(rs []analyze.RootBlocker) []int32 {
+	var out []int32
+	for _, r := range rs {
+		out = append(out, r.PID)
+	}
+	return out
+}
+
+func TestAnalyzeStagedScenarios(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	cases := []struct {
+		scenario string
+		opts     scenario.Options
+		kind     string
+		outcome  string // of the DDL; "" for none
+		attempts int    // at least
+	}{
+		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0},
+		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2},
+		{"chain", scenario.Options{Table: "stock_move", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1},
+		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}, analyze.KindRowLock, "", 0},
+		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.scenario, func(t *testing.T) {
+			truth, res := record(t, c.scenario, c.opts)
+			if len(res.Incidents) != 1 {
+				for _, inc := range res.Incidents {
+					t.Logf("incident %d %s %v-%v roots %v", inc.ID, inc.Kind, inc.Start, inc.End, rootPIDs(inc.RootBlockers))
+				}
+				t.Fatalf("found %d incidents, want 1", len(res.Incidents))
+			}
+			inc := res.Incidents[0]
+			if inc.Kind != c.kind {
+				t.Errorf("kind %q, want %q", inc.Kind, c.kind)
+			}
+			if inc.End == nil {
+				t.Error("not seen to drain")
+			}
+			if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID {
+				t.Errorf("root blockers %v, want only %s (pid %d)", got, truth.Root.Name, truth.Root.PID)
+			}
+			waiters := pids(inc.Waiters)
+			for _, w := range truth.Waiters {
+				if !waiters[w.PID] {
+					t.Errorf("%s (pid %d) not among the waiters", w.Name, w.PID)
+				}
+			}
+			for _, b := range truth.Bystanders {
+				if waiters[b.PID] || slices.Contains(rootPIDs(inc.RootBlockers), b.PID) {
+					t.Errorf("bystander %s (pid %d) reported as a waiter or a root blocker", b.Name, b.PID)
+				}
+			}
+			if c.outcome == "" {
+				if inc.DDL != nil {
+					t.Errorf("a DDL reported where there was none: %+v", *inc.DDL)
+				}
+				return
+			}
+			if inc.DDL == nil {
+				t.Fatal("no DDL found")
+			}
+			d := inc.DDL
+			if d.PID != truth.DDL.PID || d.Mode != truth.DDLMode || d.Relation != truth.Table {
+				t.Errorf("DDL pid %d %s on %s, want pid %d %s on %s", d.PID, d.Mode, d.Relation, truth.DDL.PID, truth.DDLMode, truth.Table)
+			}
+			if d.Outcome != c.outcome {
+				t.Errorf("DDL outcome %q (%s), want %q", d.Outcome, d.Evidence, c.outcome)
+			}
+			if d.Attempts < c.attempts {
+				t.Errorf("DDL attempts %d, want at least %d", d.Attempts, c.attempts)
+			}
+		})
+	}
+}

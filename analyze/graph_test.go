@@ -123,7 +123,7 @@ func rowLockSnapshot(id int64, ts int64, n int) *snapshot {
 
 func TestTrackerRowLockIncidentGapAndShortWaits(t *testing.T) {
 	gap := Gap{Start: time.UnixMicro(t0 + 1_200_000).UTC(), End: time.UnixMicro(t0 + 1_800_000).UTC(), Reason: "server restart"}
-	tr := newTracker(time.Second, map[int64]string{16400: "sale_order"}, []Gap{gap})
+	tr := newTracker(time.Second, 0, map[int64]string{16400: "sale_order"}, []Gap{gap})
 	step := int64(250_000)
 	// 3 s of two waiters, with a gap inside; then drained; then a 0.5 s
 	// blip that is too short to be an incident.

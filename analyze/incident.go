@@ -12,6 +12,9 @@ import (
 // tracker follows incidents from one full sample to the next.
 type tracker struct {
 	minDuration time.Duration
+	// mergeWithin rejoins a queue that re-forms this soon after draining
+	// around the same root blocker or DDL (lock_timeout retries).
+	mergeWithin time.Duration
 	rels        map[int64]string
 	gaps        []Gap
 	open        []*incState
@@ -82,8 +85,30 @@ type ddlState struct {
 	blockers []Backend
 }
 
-func newTracker(minDuration time.Duration, rels map[int64]string, gaps []Gap) *tracker {
-	return &tracker{minDuration: minDuration, rels: rels, gaps: gaps}
+func newTracker(minDuration, mergeWithin time.Duration, rels map[int64]string, gaps []Gap) *tracker {
+	return &tracker{minDuration: minDuration, mergeWithin: mergeWithin, rels: rels, gaps: gaps}
+}
+
+// reopen finds a recently drained incident that this component continues:
+// the same root blocker or DDL, within mergeWithin.
+func (t *tracker) reopen(g *graph, comp []Backend) *incState {
+	for i := len(t.done) - 1; i >= 0; i-- {
+		inc := t.done[i]
+		if time.Duration(g.ts-inc.end)*time.Microsecond > t.mergeWithin {
+			continue
+		}
+		for _, b := range comp {
+			_, root := inc.roots[b]
+			_, ddl := inc.ddls[b]
+			if root || ddl {
+				t.done = slices.Delete(t.done, i, i+1)
+				inc.end = 0
+				t.open = append(t.open, inc)
+				return inc
+			}
+		}
+	}
+	return nil
 }
 
 // gapOverlap returns how much of [a, b] (µs) lies in recorded gaps.
@@ -154,6 +179,9 @@ func (t *tracker) observe(g *graph) {
 		var inc *incState
 		switch len(hits) {
 		case 0:
+			if inc = t.reopen(g, comp); inc != nil {
+				break
+			}
 			t.nextID++
 			inc = &incState{id: t.nextID, start: g.ts, relations: map[string]bool{}, roots: map[Backend]*rootState{},
 				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true}
