@@ -1,0 +1,139 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/capture"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
+	"github.com/lockscope/lockscope/fixtures/scenario"
+)
+
+var (
+	srv *pgtest.Server
+	bin string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "lockscope-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "lockscope")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build lockscope: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if testing.Short() {
+			return m.Run()
+		}
+		s, err := pgtest.Start(context.Background(), pgtest.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lockscope tests:", err)
+			return 1
+		}
+		defer s.Stop()
+		srv = s
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestAnalyzeBadInput(t *testing.T) {
+	foreign := t.TempDir()
+	p := filepath.Join(foreign, "ticks", "cluster=x", "date=2026-11-24", "20261124T000000.000000Z.parquet")
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	os.WriteFile(p, []byte("PAR1 but not really"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"empty directory", []string{"analyze", t.TempDir()}, 1, "no samples"},
+		{"missing directory", []string{"analyze", filepath.Join(t.TempDir(), "nope")}, 1, "no such file"},
+		{"foreign file", []string{"analyze", foreign}, 1, "not a readable Parquet file"},
+		{"no argument", []string{"analyze"}, 2, "requires at least 1 arg"},
+		{"bad time", []string{"analyze", t.TempDir(), "--since", "yesterday"}, 2, "RFC 3339"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, code := run(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit status %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+			first, _, _ := strings.Cut(stderr, "\n")
+			if !strings.Contains(first, c.want) {
+				t.Errorf("first line %q lacks %q", first, c.want)
+			}
+		})
+	}
+}
+
+func TestAnalyzeWritesIncidentJSON(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	db := pgtest.NewDatabase(t, srv)
+	rec := filepath.Join(t.TempDir(), "rec")
+	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
+		DSN: db, Hold: 2 * time.Second, Stage: scenario.Options{Table: "sale_order", Workers: 3},
+		Capture: capture.Config{Out: rec, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond, BurstInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pm")
+	stdout, stderr, code := run(t, "analyze", rec, "-o", out)
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "ddl_lock_queue on sale_order") || !strings.Contains(stdout, fmt.Sprintf("root blocker: pid %d", truth.Root.PID)) {
+		t.Errorf("summary does not name the incident and its root blocker:\n%s", stdout)
+	}
+	path := filepath.Join(out, "incident.json")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("incident.json mode %v, want 0600 (it holds query text)", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(path)
+	var res analyze.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.SchemaVersion != analyze.SchemaVersion || len(res.Incidents) != 1 || res.Incidents[0].DDL == nil || res.Incidents[0].DDL.PID != truth.DDL.PID {
+		t.Errorf("incident.json: %s", data)
+	}
+}
