@@ -2,8 +2,6 @@ package analyze_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,19 +19,7 @@ import (
 var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	s, err := pgtest.Start(context.Background(), pgtest.Options{MaxConnections: 200})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "analyze tests:", err)
-		os.Exit(1)
-	}
-	srv = s
-	code := m.Run()
-	s.Stop()
-	os.Exit(code)
+	os.Exit(pgtest.RunMain(m, &srv, pgtest.Options{MaxConnections: 200}))
 }
 
 func fastCapture(out string) capture.Config {

@@ -3,7 +3,6 @@ package capture_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,19 +24,7 @@ import (
 var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	s, err := pgtest.Start(context.Background(), pgtest.Options{MaxConnections: 200})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "capture tests:", err)
-		os.Exit(1)
-	}
-	srv = s
-	code := m.Run()
-	s.Stop()
-	os.Exit(code)
+	os.Exit(pgtest.RunMain(m, &srv, pgtest.Options{MaxConnections: 200}))
 }
 
 // run is a capture running in the background of a test.
