@@ -151,6 +151,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	tr := newTracker(cfg.MinDuration, cfg.MergeWithin, rels, rec.Gaps)
+	for _, s := range segs {
+		tr.odoo = tr.odoo || s.Meta.Odoo
+	}
 	st := &stream{ctx: ctx, mem: cfg.Allocator, segs: segs, since: cfg.Since.UnixMicro(), until: cfg.Until.UnixMicro()}
 	if cfg.Since.IsZero() {
 		st.since = 0
@@ -220,6 +223,7 @@ type stream struct {
 	locks        *cursor[recording.Lock]
 	edges        *cursor[recording.Edge]
 	odoo         *cursor[recording.OdooModule]
+	servers      *cursor[recording.PgBouncerServer]
 	err          error
 }
 
@@ -238,6 +242,7 @@ func (s *stream) open(i int) {
 	s.locks = newCursor(s.ctx, s.mem, files(recording.TableLocks), convLock)
 	s.edges = newCursor(s.ctx, s.mem, files(recording.TableEdges), convEdge)
 	s.odoo = newCursor(s.ctx, s.mem, files(recording.TableOdooModules), convOdooModule)
+	s.servers = newCursor(s.ctx, s.mem, files(recording.TablePgBouncerServers), convPgBouncerServer)
 }
 
 func (s *stream) close() {
@@ -246,6 +251,7 @@ func (s *stream) close() {
 	s.locks.close()
 	s.edges.close()
 	s.odoo.close()
+	s.servers.close()
 }
 
 // take appends the rows of sample id from c to dst, skipping older rows.
@@ -282,7 +288,7 @@ func (s *stream) next(snap *snapshot) bool {
 		}
 		var t recording.Tick
 		if !s.ticks.peek(&t) {
-			if s.err = firstErr(s.ticks.err, s.activity.err, s.locks.err, s.edges.err, s.odoo.err); s.err != nil {
+			if s.err = firstErr(s.ticks.err, s.activity.err, s.locks.err, s.edges.err, s.odoo.err, s.servers.err); s.err != nil {
 				return false
 			}
 			s.close()
@@ -296,6 +302,7 @@ func (s *stream) next(snap *snapshot) bool {
 		snap.locks = take(s.locks, t.SampleID, func(l *recording.Lock) int64 { return l.SampleID }, snap.locks[:0])
 		snap.edges = take(s.edges, t.SampleID, func(e *recording.Edge) int64 { return e.SampleID }, snap.edges[:0])
 		snap.odoo = take(s.odoo, t.SampleID, func(o *recording.OdooModule) int64 { return o.SampleID }, snap.odoo[:0])
+		snap.servers = take(s.servers, t.SampleID, func(v *recording.PgBouncerServer) int64 { return v.SampleID }, snap.servers[:0])
 		if (s.since != 0 && t.TS < s.since) || (s.until != 0 && t.TS > s.until) {
 			continue
 		}

@@ -170,12 +170,16 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 		kind     string
 		outcome  string // of the DDL; "" for none
 		attempts int    // at least
+		rootRole string
+		// rootOutcome is what happened to the root blocker.
+		rootOutcome string
 	}{
-		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0},
-		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2},
-		{"chain", scenario.Options{Table: "stock_move", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1},
-		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}, analyze.KindRowLock, "", 0},
-		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0},
+		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooCron, "terminated"},
+		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released"},
+		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2, analyze.RoleOdooCron, "released"},
+		{"chain", scenario.Options{Table: "stock_move", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooHTTP, "terminated"},
+		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}, analyze.KindRowLock, "", 0, analyze.RoleOdooHTTP, "released"},
+		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released"},
 	}
 	for _, c := range cases {
 		t.Run(c.scenario, func(t *testing.T) {
@@ -195,6 +199,26 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 			}
 			if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID {
 				t.Errorf("root blockers %v, want only %s (pid %d)", got, truth.Root.Name, truth.Root.PID)
+			}
+			root := inc.RootBlockers[0]
+			if root.Role != c.rootRole || root.Outcome != c.rootOutcome {
+				t.Errorf("root blocker role %q (%s), outcome %q; want %q, %q", root.Role, root.RoleEvidence, root.Outcome, c.rootRole, c.rootOutcome)
+			}
+			// Containment starts with the root blocker: it is idle in
+			// transaction, so only a terminate releases its locks.
+			if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.Root.PID || inc.Actions[0].Action != "terminate" {
+				t.Errorf("first action %+v, want terminate pid %d", inc.Actions, truth.Root.PID)
+			}
+			var protected []int32
+			for _, p := range inc.Protected {
+				protected = append(protected, p.PID)
+			}
+			var bystanders []int32
+			for _, b := range truth.Bystanders {
+				bystanders = append(bystanders, b.PID)
+			}
+			if !slices.Equal(protected, bystanders) {
+				t.Errorf("protected sessions %v, want the bystanders %v", protected, bystanders)
 			}
 			waiters := pids(inc.Waiters)
 			for _, w := range truth.Waiters {
@@ -225,6 +249,13 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 			}
 			if d.Attempts < c.attempts {
 				t.Errorf("DDL attempts %d, want at least %d", d.Attempts, c.attempts)
+			}
+			if d.PID != truth.Root.PID {
+				// A waiting DDL is left alone: its blocker is cleared instead.
+				last := inc.Actions[len(inc.Actions)-1]
+				if last.PID != d.PID || last.Action != "leave" {
+					t.Errorf("last action %+v, want to leave the waiting DDL %d", last, d.PID)
+				}
 			}
 		})
 	}

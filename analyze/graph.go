@@ -51,6 +51,7 @@ type snapshot struct {
 	locks    []recording.Lock
 	edges    []recording.Edge
 	odoo     []recording.OdooModule
+	servers  []recording.PgBouncerServer
 	// recorderApp is the recorder's application_name (from the segment's
 	// metadata): its session is left out.
 	recorderApp string
@@ -67,6 +68,8 @@ type graph struct {
 	edges    []WaitEdge
 	// held lists each backend's granted locks.
 	held map[Backend][]*recording.Lock
+	// pooled holds the pids PgBouncer's SHOW SERVERS links to a pool.
+	pooled map[int32]bool
 }
 
 // buildGraph builds the wait-for graph of one full sample.
@@ -77,6 +80,12 @@ func buildGraph(s *snapshot) *graph {
 		byPID:    make(map[int32]Backend, len(s.activity)),
 		waits:    map[Backend]*wait{},
 		held:     map[Backend][]*recording.Lock{},
+		pooled:   map[int32]bool{},
+	}
+	for _, sv := range s.servers {
+		if sv.RemotePID != 0 {
+			g.pooled[sv.RemotePID] = true
+		}
 	}
 	recorder := s.tick.CapturePID
 	leader := map[int32]int32{}

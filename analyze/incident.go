@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lockscope/lockscope/capture/recording"
@@ -11,6 +12,8 @@ import (
 
 // tracker follows incidents from one full sample to the next.
 type tracker struct {
+	// odoo: the database is an Odoo database (it has ir_module_module).
+	odoo        bool
 	minDuration time.Duration
 	// mergeWithin rejoins a queue that re-forms this soon after draining
 	// around the same root blocker or DDL (lock_timeout retries).
@@ -44,6 +47,9 @@ type incState struct {
 	strong    bool
 	rowOnly   bool
 	gaps      []Gap
+	// protected are sessions with protected roles in the incident or
+	// holding locks on its relations.
+	protected map[Backend]*Protected
 }
 
 type rootState struct {
@@ -184,7 +190,8 @@ func (t *tracker) observe(g *graph) {
 			}
 			t.nextID++
 			inc = &incState{id: t.nextID, start: g.ts, relations: map[string]bool{}, roots: map[Backend]*rootState{},
-				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true}
+				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true,
+				protected: map[Backend]*Protected{}}
 			t.open = append(t.open, inc)
 		default:
 			inc = hits[0]
@@ -270,6 +277,11 @@ func (inc *incState) merge(o *incState) {
 	inc.strong = inc.strong || o.strong
 	inc.rowOnly = inc.rowOnly && o.rowOnly
 	inc.gaps = append(inc.gaps, o.gaps...)
+	for k, v := range o.protected {
+		if _, ok := inc.protected[k]; !ok {
+			inc.protected[k] = v
+		}
+	}
 }
 
 // update records what one sample shows of an incident's component.
@@ -290,7 +302,7 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		count++
 		ws, ok := inc.waiters[b]
 		if !ok {
-			ws = &waiterState{info: sessionOf(b, g.backends[b]), first: g.ts}
+			ws = &waiterState{info: t.session(g, b), first: g.ts}
 			ws.info.Mode, ws.info.Target = w.mode, w.tag.describe(t.rels)
 			inc.waiters[b] = ws
 		}
@@ -342,13 +354,14 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		roots[r] = true
 		rs, ok := inc.roots[r]
 		if !ok {
-			rs = &rootState{info: sessionOf(r, g.backends[r]), first: g.ts}
+			rs = &rootState{info: t.session(g, r), first: g.ts}
 			if a := g.backends[r]; a != nil && a.XactStart != 0 {
 				rs.xactAge = float64(g.ts-a.XactStart) / 1e6
 			}
 			inc.roots[r] = rs
 		}
 		rs.last, rs.gone = g.ts, 0
+		rs.info.setRole(classify(g, r, t.rels, t.odoo))
 		behind := g.behind(r)
 		rs.lastBehind = len(behind)
 		rs.peakBehind = max(rs.peakBehind, len(behind))
@@ -381,13 +394,55 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			rs.ended = g.backends[b] == nil
 		}
 	}
+	t.protect(inc, g, in)
+}
+
+// protect notes sessions with protected roles that are in the incident or
+// hold locks on its relations (a pg_dump reading the table: an innocent
+// bystander that containment must leave alone).
+func (t *tracker) protect(inc *incState, g *graph, in map[Backend]bool) {
+	for b, locks := range g.held {
+		if _, ok := inc.protected[b]; ok {
+			continue
+		}
+		touches := in[b]
+		for _, l := range locks {
+			if l.LockType == "relation" && inc.relations[relName(t.rels, l.Relation)] {
+				touches = true
+			}
+		}
+		if !touches {
+			continue
+		}
+		role, evidence := classify(g, b, t.rels, t.odoo)
+		if !protectedRole(role) {
+			continue
+		}
+		s := t.session(g, b)
+		why := "a " + role + " session (" + evidence + ")"
+		if in[b] {
+			why += " inside the lock queue"
+		} else {
+			why += " holding locks on " + strings.Join(sortedKeys(inc.relations), ", ") + " but blocking no one"
+		}
+		inc.protected[b] = &Protected{Session: s, Reason: why + ": the runbook says not to cancel or terminate it unless explicitly validated"}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ddl notes a strong relation lock request (or a held one that blocks).
 func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, mode string, held bool) {
 	d, ok := inc.ddls[b]
 	if !ok {
-		d = &ddlState{backend: b, info: sessionOf(b, g.backends[b]), relation: relName(t.rels, tg.relation), mode: mode}
+		d = &ddlState{backend: b, info: t.session(g, b), relation: relName(t.rels, tg.relation), mode: mode}
 		inc.ddls[b] = d
 	}
 	d.behind = max(d.behind, len(g.behind(b)))
@@ -461,6 +516,13 @@ func holdsStrong(g *graph, b Backend, mode string) bool {
 
 func clock(us int64) string { return time.UnixMicro(us).UTC().Format("15:04:05.000") }
 
+// session describes b as this sample shows it, with its role.
+func (t *tracker) session(g *graph, b Backend) Session {
+	s := sessionOf(b, g.backends[b])
+	s.setRole(classify(g, b, t.rels, t.odoo))
+	return s
+}
+
 func sessionOf(b Backend, a *recording.Activity) Session {
 	s := Session{PID: b.PID, BackendStart: time.UnixMicro(b.Start).UTC()}
 	if a == nil {
@@ -533,6 +595,14 @@ func (inc *incState) export(id int) Incident {
 		if rb.Locks == nil {
 			rb.Locks = []HeldLock{}
 		}
+		switch {
+		case r.gone == 0:
+			rb.Outcome = "still blocking"
+		case r.ended:
+			rb.Outcome = "terminated"
+		default:
+			rb.Outcome = "released"
+		}
 		if r.gone != 0 {
 			g := time.UnixMicro(r.gone).UTC()
 			rb.Gone = &g
@@ -562,6 +632,7 @@ func (inc *incState) export(id int) Incident {
 			x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up: a lock_timeout with retries; %s", d.attempts, d.mode, d.evidence)
 		}
 	}
+	x.Actions, x.Protected = containment(&x, inc)
 	return x
 }
 

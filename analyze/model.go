@@ -88,19 +88,46 @@ type Incident struct {
 	Edges map[string]int `json:"edges"`
 	// Samples is how many full samples saw the incident.
 	Samples int `json:"samples"`
+	// Actions is the containment the runbook prescribes for this
+	// incident, in order: cancel before terminate, application and cron
+	// blockers first, the migration last.
+	Actions []Action `json:"actions"`
+	// Protected are sessions the runbook says not to touch (replication,
+	// backup, admin), with why they are in the picture.
+	Protected []Protected `json:"protected"`
+}
+
+// Action is one step of containment.
+type Action struct {
+	PID          int32     `json:"pid"`
+	BackendStart time.Time `json:"backend_start"`
+	Role         string    `json:"role"`
+	// Action is cancel, terminate or leave.
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+}
+
+// Protected is a session not to be touched.
+type Protected struct {
+	Session
+	Reason string `json:"reason"`
 }
 
 // Session describes a backend as the recording saw it.
 type Session struct {
-	PID             int32      `json:"pid"`
-	BackendStart    time.Time  `json:"backend_start"`
-	ApplicationName string     `json:"application_name"`
-	User            string     `json:"usename"`
-	ClientAddr      string     `json:"client_addr,omitempty"`
-	BackendType     string     `json:"backend_type"`
-	State           string     `json:"state"`
-	Query           string     `json:"query"`
-	XactStart       *time.Time `json:"xact_start"`
+	PID             int32     `json:"pid"`
+	BackendStart    time.Time `json:"backend_start"`
+	ApplicationName string    `json:"application_name"`
+	User            string    `json:"usename"`
+	ClientAddr      string    `json:"client_addr,omitempty"`
+	BackendType     string    `json:"backend_type"`
+	// Role is what the session is (odoo-cron, migration, backup, …) and
+	// RoleEvidence the rule that says so.
+	Role         string     `json:"role"`
+	RoleEvidence string     `json:"role_evidence"`
+	State        string     `json:"state"`
+	Query        string     `json:"query"`
+	XactStart    *time.Time `json:"xact_start"`
 	// WaitedFor is how long the session was seen waiting, in seconds.
 	WaitedFor float64 `json:"waited_s,omitempty"`
 	// Mode and Target are what it waited for.
@@ -129,6 +156,10 @@ type RootBlocker struct {
 	// Ended is true when the backend itself disappeared (terminated or
 	// disconnected), false when it stayed and released its locks.
 	Ended bool `json:"ended"`
+	// Outcome is what the recording shows happened to it: terminated (the
+	// backend went away), released (it committed, rolled back or was
+	// cancelled and stayed connected), or still blocking.
+	Outcome string `json:"outcome"`
 }
 
 // HeldLock is a granted lock.

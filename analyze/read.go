@@ -275,3 +275,9 @@ func convEvent(c columns, i int, e *recording.Event) {
 func convOdooModule(c columns, i int, m *recording.OdooModule) {
 	*m = recording.OdooModule{SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), Name: c.str("name", i), State: c.str("state", i)}
 }
+
+func convPgBouncerServer(c columns, i int, s *recording.PgBouncerServer) {
+	*s = recording.PgBouncerServer{SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), Type: c.str("type", i),
+		User: c.str("user", i), Database: c.str("database", i), State: c.str("state", i), Addr: c.str("addr", i),
+		Port: c.int32("port", i), RemotePID: c.int32("remote_pid", i), ApplicationName: c.str("application_name", i)}
+}
