@@ -231,6 +231,7 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 					t.Errorf("bystander %s (pid %d) reported as a waiter or a root blocker", b.Name, b.PID)
 				}
 			}
+			checkWhatIf(t, inc, c.scenario == "cron-vs-alter" || c.scenario == "chain")
 			if c.outcome == "" {
 				if inc.DDL != nil {
 					t.Errorf("a DDL reported where there was none: %+v", *inc.DDL)
@@ -258,5 +259,37 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkWhatIf: the replays start from the actual cost and never exceed it;
+// where the DDL queued a crowd behind it, a 1 s lock_timeout spares most
+// of it; an idle timeout longer than the incident changes nothing.
+func checkWhatIf(t *testing.T, inc analyze.Incident, ddlQueue bool) {
+	t.Helper()
+	byName := map[string]analyze.WhatIf{}
+	for _, w := range inc.WhatIf {
+		byName[w.Scenario] = w
+	}
+	actual, ok := byName["actual"]
+	if !ok {
+		t.Fatalf("no actual row in what_if: %+v", inc.WhatIf)
+	}
+	if d := actual.WaiterSeconds - inc.WaiterSeconds; d > 0.01 || d < -0.01 || actual.PeakWaiters != inc.PeakWaiters {
+		t.Errorf("what_if actual %+v differs from the incident (%.3f waiter-seconds, peak %d)", actual, inc.WaiterSeconds, inc.PeakWaiters)
+	}
+	for _, w := range inc.WhatIf {
+		if w.WaiterSeconds > actual.WaiterSeconds+0.01 || w.PeakWaiters > actual.PeakWaiters {
+			t.Errorf("%s costs more than what happened: %+v vs %+v", w.Scenario, w, actual)
+		}
+	}
+	if ddlQueue {
+		lt, ok := byName["lock_timeout = 1s"]
+		if !ok || lt.WaiterSeconds > 0.7*actual.WaiterSeconds {
+			t.Errorf("lock_timeout = 1s: %+v, want well under the actual %.1f waiter-seconds", lt, actual.WaiterSeconds)
+		}
+	}
+	if it, ok := byName["idle_in_transaction_session_timeout = 1m0s"]; ok && it.WaiterSeconds != actual.WaiterSeconds {
+		t.Errorf("an idle timeout of a minute changed a %.1f s incident: %+v", inc.Duration, it)
 	}
 }

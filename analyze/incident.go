@@ -50,11 +50,26 @@ type incState struct {
 	// protected are sessions with protected roles in the incident or
 	// holding locks on its relations.
 	protected map[Backend]*Protected
+	// series is the incident sample by sample, for the what-if replays.
+	series []point
+}
+
+// point is one sample of an incident: how many waited, for how long the
+// sample stands (until the next one, gaps excluded), and how many waited
+// behind each DDL.
+type point struct {
+	ts      int64
+	dt      float64
+	waiters int
+	behind  map[Backend]int
 }
 
 type rootState struct {
-	info       Session
-	xactAge    float64
+	info    Session
+	xactAge float64
+	// idleSince is when it went idle in transaction (state_change), 0
+	// when it was not idle in transaction when first seen.
+	idleSince  int64
 	locks      []HeldLock
 	waiterSec  float64
 	lastBehind int
@@ -150,6 +165,9 @@ func (t *tracker) observe(g *graph) {
 	}
 	for _, inc := range t.open {
 		inc.waiterSec += float64(inc.lastCount) * dt
+		if n := len(inc.series); n > 0 && inc.series[n-1].ts == t.lastTS {
+			inc.series[n-1].dt = dt
+		}
 		for _, r := range inc.roots {
 			if r.gone == 0 {
 				r.waiterSec += float64(r.lastBehind) * dt
@@ -271,6 +289,8 @@ func (inc *incState) merge(o *incState) {
 		}
 	}
 	inc.queue = append(inc.queue, o.queue...)
+	inc.series = append(inc.series, o.series...)
+	slices.SortFunc(inc.series, func(a, b point) int { return int(a.ts - b.ts) })
 	for k, v := range o.edgeKinds {
 		inc.edgeKinds[k] += v
 	}
@@ -324,6 +344,13 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		}
 	}
 	inc.lastCount = count
+	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}}
+	for b := range inc.ddls {
+		if in[b] {
+			pt.behind[b] = len(g.behind(b))
+		}
+	}
+	inc.series = append(inc.series, pt)
 	if count > inc.peak {
 		inc.peak, inc.peakAt = count, g.ts
 	}
@@ -357,6 +384,9 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			rs = &rootState{info: t.session(g, r), first: g.ts}
 			if a := g.backends[r]; a != nil && a.XactStart != 0 {
 				rs.xactAge = float64(g.ts-a.XactStart) / 1e6
+			}
+			if a := g.backends[r]; a != nil && a.State == "idle in transaction" {
+				rs.idleSince = a.StateChange
 			}
 			inc.roots[r] = rs
 		}
@@ -633,6 +663,7 @@ func (inc *incState) export(id int) Incident {
 		}
 	}
 	x.Actions, x.Protected = containment(&x, inc)
+	x.WhatIf = whatIf(&x, inc)
 	return x
 }
 

@@ -95,6 +95,21 @@ type Incident struct {
 	// Protected are sessions the runbook says not to touch (replication,
 	// backup, admin), with why they are in the picture.
 	Protected []Protected `json:"protected"`
+	// WhatIf replays the incident under guardrails that were not set.
+	WhatIf []WhatIf `json:"what_if"`
+}
+
+// WhatIf is one guardrail replayed over the recorded timeline, beside
+// the actual (Scenario "actual").
+type WhatIf struct {
+	Scenario      string  `json:"scenario"`
+	PeakWaiters   int     `json:"peak_waiters"`
+	Duration      float64 `json:"duration_s"`
+	WaiterSeconds float64 `json:"waiter_seconds"`
+	// Effect says what the guardrail would have done to the sessions.
+	Effect string `json:"effect"`
+	// Assumptions are what the replay takes for granted.
+	Assumptions []string `json:"assumptions"`
 }
 
 // Action is one step of containment.
