@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-short demo bench lint ci postgres
+.PHONY: help build test test-short demo demo-live fixtures bench lint ci postgres
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,8 +24,14 @@ test: postgres ## run every test, against throwaway PostgreSQL servers
 test-short: ## run the tests that need no database
 	$(GO) test -short -count=1 $(PKGS)
 
-demo: build ## stage an incident on a throwaway server, record it, analyse it
+demo: build ## analyse the bundled recorded incident (no database needed) into demo/
+	$(BIN)/lockscope analyze fixtures/cron-vs-alter/recording -o demo
+
+demo-live: build ## stage an incident on a throwaway PostgreSQL, record and analyse it
 	$(BIN)/lockscope demo
+
+fixtures: postgres ## re-record every incident under fixtures/ (real servers, about a minute)
+	$(GO) run ./fixtures/record
 
 bench: postgres ## run the benchmarks (figures in the README)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)

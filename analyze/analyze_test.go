@@ -167,98 +167,123 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 	cases := []struct {
 		scenario string
 		opts     scenario.Options
-		kind     string
-		outcome  string // of the DDL; "" for none
-		attempts int    // at least
-		rootRole string
-		// rootOutcome is what happened to the root blocker.
-		rootOutcome string
 	}{
-		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooCron, "terminated"},
-		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released"},
-		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2, analyze.RoleOdooCron, "released"},
-		{"chain", scenario.Options{Table: "stock_move", Workers: 5, AppPrefix: "odoo"}, analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooHTTP, "terminated"},
-		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}, analyze.KindRowLock, "", 0, analyze.RoleOdooHTTP, "released"},
-		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}, analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released"},
+		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}},
+		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}},
+		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}},
+		{"chain", scenario.Options{Table: "stock_move", Workers: 5, AppPrefix: "odoo"}},
+		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}},
+		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
 	}
 	for _, c := range cases {
 		t.Run(c.scenario, func(t *testing.T) {
 			truth, res := record(t, c.scenario, c.opts)
-			if len(res.Incidents) != 1 {
-				for _, inc := range res.Incidents {
-					t.Logf("incident %d %s %v-%v roots %v", inc.ID, inc.Kind, inc.Start, inc.End, rootPIDs(inc.RootBlockers))
-				}
-				t.Fatalf("found %d incidents, want 1", len(res.Incidents))
-			}
-			inc := res.Incidents[0]
-			if inc.Kind != c.kind {
-				t.Errorf("kind %q, want %q", inc.Kind, c.kind)
-			}
-			if inc.End == nil {
-				t.Error("not seen to drain")
-			}
-			if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID {
-				t.Errorf("root blockers %v, want only %s (pid %d)", got, truth.Root.Name, truth.Root.PID)
-			}
-			root := inc.RootBlockers[0]
-			if root.Role != c.rootRole || root.Outcome != c.rootOutcome {
-				t.Errorf("root blocker role %q (%s), outcome %q; want %q, %q", root.Role, root.RoleEvidence, root.Outcome, c.rootRole, c.rootOutcome)
-			}
-			// Containment starts with the root blocker: it is idle in
-			// transaction, so only a terminate releases its locks.
-			if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.Root.PID || inc.Actions[0].Action != "terminate" {
-				t.Errorf("first action %+v, want terminate pid %d", inc.Actions, truth.Root.PID)
-			}
-			var protected []int32
-			for _, p := range inc.Protected {
-				protected = append(protected, p.PID)
-			}
-			var bystanders []int32
-			for _, b := range truth.Bystanders {
-				bystanders = append(bystanders, b.PID)
-			}
-			if !slices.Equal(protected, bystanders) {
-				t.Errorf("protected sessions %v, want the bystanders %v", protected, bystanders)
-			}
-			waiters := pids(inc.Waiters)
-			for _, w := range truth.Waiters {
-				if !waiters[w.PID] {
-					t.Errorf("%s (pid %d) not among the waiters", w.Name, w.PID)
-				}
-			}
-			for _, b := range truth.Bystanders {
-				if waiters[b.PID] || slices.Contains(rootPIDs(inc.RootBlockers), b.PID) {
-					t.Errorf("bystander %s (pid %d) reported as a waiter or a root blocker", b.Name, b.PID)
-				}
-			}
-			checkWhatIf(t, inc, c.scenario == "cron-vs-alter" || c.scenario == "chain")
-			if c.outcome == "" {
-				if inc.DDL != nil {
-					t.Errorf("a DDL reported where there was none: %+v", *inc.DDL)
-				}
-				return
-			}
-			if inc.DDL == nil {
-				t.Fatal("no DDL found")
-			}
-			d := inc.DDL
-			if d.PID != truth.DDL.PID || d.Mode != truth.DDLMode || d.Relation != truth.Table {
-				t.Errorf("DDL pid %d %s on %s, want pid %d %s on %s", d.PID, d.Mode, d.Relation, truth.DDL.PID, truth.DDLMode, truth.Table)
-			}
-			if d.Outcome != c.outcome {
-				t.Errorf("DDL outcome %q (%s), want %q", d.Outcome, d.Evidence, c.outcome)
-			}
-			if d.Attempts < c.attempts {
-				t.Errorf("DDL attempts %d, want at least %d", d.Attempts, c.attempts)
-			}
-			if d.PID != truth.Root.PID {
-				// A waiting DDL is left alone: its blocker is cleared instead.
-				last := inc.Actions[len(inc.Actions)-1]
-				if last.PID != d.PID || last.Action != "leave" {
-					t.Errorf("last action %+v, want to leave the waiting DDL %d", last, d.PID)
-				}
-			}
+			checkIncident(t, truth, res)
 		})
+	}
+}
+
+// expectation is what each scenario's story implies beyond its truth.json.
+type expectation struct {
+	Kind     string
+	Outcome  string // of the DDL; "" for none
+	Attempts int    // at least
+	RootRole string
+	// RootOutcome is what happened to the root blocker.
+	RootOutcome string
+	// DDLQueue: a crowd queued behind a waiting DDL.
+	DDLQueue bool
+}
+
+var expectations = map[string]expectation{
+	"cron-vs-alter":        {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooCron, "terminated", true},
+	"migration-holds-lock": {analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released", false},
+	"lock-timeout-retry":   {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2, analyze.RoleOdooCron, "released", false},
+	"chain":                {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooHTTP, "terminated", true},
+	"row-contention":       {analyze.KindRowLock, "", 0, analyze.RoleOdooHTTP, "released", false},
+	"create-index-pgdump":  {analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released", false},
+}
+
+// checkIncident compares an analysis with what was staged.
+func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
+	t.Helper()
+	c, ok := expectations[truth.Scenario]
+	if !ok {
+		t.Fatalf("no expectation for scenario %q", truth.Scenario)
+	}
+	if len(res.Incidents) != 1 {
+		for _, inc := range res.Incidents {
+			t.Logf("incident %d %s %v-%v roots %v", inc.ID, inc.Kind, inc.Start, inc.End, rootPIDs(inc.RootBlockers))
+		}
+		t.Fatalf("found %d incidents, want 1", len(res.Incidents))
+	}
+	inc := res.Incidents[0]
+	if inc.Kind != c.Kind {
+		t.Errorf("kind %q, want %q", inc.Kind, c.Kind)
+	}
+	if inc.End == nil {
+		t.Error("not seen to drain")
+	}
+	if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID {
+		t.Errorf("root blockers %v, want only %s (pid %d)", got, truth.Root.Name, truth.Root.PID)
+	}
+	root := inc.RootBlockers[0]
+	if root.Role != c.RootRole || root.Outcome != c.RootOutcome {
+		t.Errorf("root blocker role %q (%s), outcome %q; want %q, %q", root.Role, root.RoleEvidence, root.Outcome, c.RootRole, c.RootOutcome)
+	}
+	// Containment starts with the root blocker: it is idle in
+	// transaction, so only a terminate releases its locks.
+	if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.Root.PID || inc.Actions[0].Action != "terminate" {
+		t.Errorf("first action %+v, want terminate pid %d", inc.Actions, truth.Root.PID)
+	}
+	var protected []int32
+	for _, p := range inc.Protected {
+		protected = append(protected, p.PID)
+	}
+	var bystanders []int32
+	for _, b := range truth.Bystanders {
+		bystanders = append(bystanders, b.PID)
+	}
+	if !slices.Equal(protected, bystanders) {
+		t.Errorf("protected sessions %v, want the bystanders %v", protected, bystanders)
+	}
+	waiters := pids(inc.Waiters)
+	for _, w := range truth.Waiters {
+		if !waiters[w.PID] {
+			t.Errorf("%s (pid %d) not among the waiters", w.Name, w.PID)
+		}
+	}
+	for _, b := range truth.Bystanders {
+		if waiters[b.PID] || slices.Contains(rootPIDs(inc.RootBlockers), b.PID) {
+			t.Errorf("bystander %s (pid %d) reported as a waiter or a root blocker", b.Name, b.PID)
+		}
+	}
+	checkWhatIf(t, inc, c.DDLQueue)
+	if c.Outcome == "" {
+		if inc.DDL != nil {
+			t.Errorf("a DDL reported where there was none: %+v", *inc.DDL)
+		}
+		return
+	}
+	if inc.DDL == nil {
+		t.Fatal("no DDL found")
+	}
+	d := inc.DDL
+	if d.PID != truth.DDL.PID || d.Mode != truth.DDLMode || d.Relation != truth.Table {
+		t.Errorf("DDL pid %d %s on %s, want pid %d %s on %s", d.PID, d.Mode, d.Relation, truth.DDL.PID, truth.DDLMode, truth.Table)
+	}
+	if d.Outcome != c.Outcome {
+		t.Errorf("DDL outcome %q (%s), want %q", d.Outcome, d.Evidence, c.Outcome)
+	}
+	if d.Attempts < c.Attempts {
+		t.Errorf("DDL attempts %d, want at least %d", d.Attempts, c.Attempts)
+	}
+	if d.PID != truth.Root.PID {
+		// A waiting DDL is left alone: its blocker is cleared instead.
+		last := inc.Actions[len(inc.Actions)-1]
+		if last.PID != d.PID || last.Action != "leave" {
+			t.Errorf("last action %+v, want to leave the waiting DDL %d", last, d.PID)
+		}
 	}
 }
 
