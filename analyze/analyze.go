@@ -173,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			continue
 		}
 		rec.FullTicks++
-		tr.observe(buildGraph(&snap))
+		tr.observe(buildGraph(&snap, len(tr.open) == 0))
 	}
 	if st.err != nil {
 		return nil, st.err
@@ -195,7 +195,7 @@ func coveredByGap(gaps []Gap, a, b int64) bool {
 }
 
 // readAll reads every row of one table file, if the segment has it.
-func readAll[T any](ctx context.Context, mem memory.Allocator, path string, conv func(columns, int, *T), fn func(*T)) error {
+func readAll[T any](ctx context.Context, mem memory.Allocator, path string, conv func(columns) func(int, *T), fn func(*T)) error {
 	if path == "" {
 		return nil
 	}

@@ -72,8 +72,13 @@ type graph struct {
 	pooled map[int32]bool
 }
 
-// buildGraph builds the wait-for graph of one full sample.
-func buildGraph(s *snapshot) *graph {
+// buildGraph builds the wait-for graph of one full sample. quiet allows a
+// sample without lock waits to skip its indexes (no incident is open to
+// need them): most samples of a healthy server have none.
+func buildGraph(s *snapshot, quiet bool) *graph {
+	if quiet && len(s.edges) == 0 && !slices.ContainsFunc(s.locks, func(l recording.Lock) bool { return !l.Granted }) {
+		return &graph{ts: s.tick.TS, sampleID: s.tick.SampleID, waits: map[Backend]*wait{}}
+	}
 	g := &graph{
 		ts: s.tick.TS, sampleID: s.tick.SampleID,
 		backends: make(map[Backend]*recording.Activity, len(s.activity)),

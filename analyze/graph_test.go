@@ -62,7 +62,7 @@ func TestRowLockWaitResolvesToTransactionHolder(t *testing.T) {
 		},
 		recorderApp: "lockscope-capture",
 	}
-	g := buildGraph(s)
+	g := buildGraph(s, false)
 	want := []WaitEdge{{Waiter: bk(11), Blocker: bk(10), Kind: EdgeHard}}
 	if diff := cmp.Diff(want, g.edges); diff != "" {
 		t.Errorf("edges (-want +got):\n%s", diff)
@@ -92,7 +92,7 @@ func TestSoftEdgesInferredAndObserved(t *testing.T) {
 		},
 		edges: []recording.Edge{{PID: 30, BlockingPID: 20}},
 	}
-	g := buildGraph(s)
+	g := buildGraph(s, false)
 	want := []WaitEdge{
 		{Waiter: bk(20), Blocker: bk(10), Kind: EdgeHard},
 		{Waiter: bk(30), Blocker: bk(20), Kind: EdgeSoftObserved, Observed: true},
@@ -133,16 +133,16 @@ func TestTrackerRowLockIncidentGapAndShortWaits(t *testing.T) {
 			ts += step
 			continue
 		}
-		tr.observe(buildGraph(rowLockSnapshot(int64(i+1), ts, 2)))
+		tr.observe(buildGraph(rowLockSnapshot(int64(i+1), ts, 2), len(tr.open) == 0))
 		ts += step
 	}
-	tr.observe(buildGraph(rowLockSnapshot(100, ts, 0)))
+	tr.observe(buildGraph(rowLockSnapshot(100, ts, 0), len(tr.open) == 0))
 	for i := range 2 {
 		ts += step
-		tr.observe(buildGraph(rowLockSnapshot(int64(200+i), ts, 1)))
+		tr.observe(buildGraph(rowLockSnapshot(int64(200+i), ts, 1), len(tr.open) == 0))
 	}
 	ts += step
-	tr.observe(buildGraph(rowLockSnapshot(300, ts, 0)))
+	tr.observe(buildGraph(rowLockSnapshot(300, ts, 0), len(tr.open) == 0))
 	incs := tr.finish()
 	if len(incs) != 1 {
 		t.Fatalf("got %d incidents, want 1 (the blip is too short): %+v", len(incs), incs)

@@ -27,7 +27,8 @@ type cursor[T any] struct {
 	ctx   context.Context
 	mem   memory.Allocator
 	files []string
-	conv  func(cols columns, i int, out *T)
+	conv  func(columns) func(int, *T)
+	row1  func(int, *T) // conv bound to the current batch
 
 	next int // index of the next file to open
 	f    *os.File
@@ -39,7 +40,7 @@ type cursor[T any] struct {
 	err  error
 }
 
-func newCursor[T any](ctx context.Context, mem memory.Allocator, files []string, conv func(columns, int, *T)) *cursor[T] {
+func newCursor[T any](ctx context.Context, mem memory.Allocator, files []string, conv func(columns) func(int, *T)) *cursor[T] {
 	return &cursor[T]{ctx: ctx, mem: mem, files: files, conv: conv}
 }
 
@@ -51,7 +52,7 @@ func (c *cursor[T]) peek(out *T) bool {
 			return false
 		}
 	}
-	c.conv(c.cols, c.row, out)
+	c.row1(c.row, out)
 	return true
 }
 
@@ -71,6 +72,7 @@ func (c *cursor[T]) advance() bool {
 			c.rec = c.rr.RecordBatch()
 			c.rec.Retain()
 			c.cols = columnsOf(c.rec)
+			c.row1 = c.conv(c.cols)
 			c.row = 0
 			return true
 		}
@@ -108,7 +110,16 @@ func (c *cursor[T]) open(path string) (err error) {
 		f.Close()
 		return fmt.Errorf("read %s: not a readable Parquet file: %w", path, err)
 	}
-	pr, err := pqarrow.NewFileReader(fr, pqarrow.ArrowReadProperties{BatchSize: batchSize}, c.mem)
+	props2 := pqarrow.ArrowReadProperties{BatchSize: batchSize}
+	// Strings stay dictionary-encoded, as they are in the file: no copy
+	// of each value into a string array.
+	sch := fr.MetaData().Schema
+	for i := range sch.NumColumns() {
+		if sch.Column(i).PhysicalType() == parquet.Types.ByteArray {
+			props2.SetReadDict(i, true)
+		}
+	}
+	pr, err := pqarrow.NewFileReader(fr, props2, c.mem)
 	if err != nil {
 		fr.Close()
 		return fmt.Errorf("read %s: %w", path, err)
@@ -156,128 +167,269 @@ func columnsOf(rec arrow.RecordBatch) columns {
 	return cols
 }
 
-func (c columns) int64(name string, i int) int64 {
+// The getters below resolve a column once per record batch and return a
+// function reading row i: per row there is no lookup by name and no type
+// switch. A missing column reads as NULL.
+func (c columns) int64At(name string) func(int) int64 {
 	switch a := c[name].(type) {
 	case *array.Int64:
-		if a.IsNull(i) {
-			return 0
+		v := a.Int64Values()
+		return func(i int) int64 {
+			if a.IsNull(i) {
+				return 0
+			}
+			return v[i]
 		}
-		return a.Value(i)
 	case *array.Int32:
-		if a.IsNull(i) {
-			return 0
+		v := a.Int32Values()
+		return func(i int) int64 {
+			if a.IsNull(i) {
+				return 0
+			}
+			return int64(v[i])
 		}
-		return int64(a.Value(i))
 	case *array.Timestamp:
-		if a.IsNull(i) {
-			return 0
+		v := a.TimestampValues()
+		return func(i int) int64 {
+			if a.IsNull(i) {
+				return 0
+			}
+			return int64(v[i])
 		}
-		return int64(a.Value(i))
 	}
-	return 0
+	return func(int) int64 { return 0 }
 }
 
-func (c columns) int32(name string, i int) int32 { return int32(c.int64(name, i)) }
+func (c columns) int32At(name string) func(int) int32 {
+	f := c.int64At(name)
+	return func(i int) int32 { return int32(f(i)) }
+}
 
-func (c columns) null(name string, i int) bool {
+func (c columns) nullAt(name string) func(int) bool {
 	a, ok := c[name]
-	return !ok || a.IsNull(i)
-}
-
-func (c columns) int64p(name string, i int) *int64 {
-	if c.null(name, i) {
-		return nil
+	if !ok {
+		return func(int) bool { return true }
 	}
-	v := c.int64(name, i)
-	return &v
-}
-
-func (c columns) int32p(name string, i int) *int32 {
-	if c.null(name, i) {
-		return nil
+	if a.NullN() == 0 {
+		return func(int) bool { return false }
 	}
-	v := c.int32(name, i)
-	return &v
+	return a.IsNull
 }
 
-func (c columns) str(name string, i int) string {
+func (c columns) int64pAt(name string) func(int) *int64 {
+	null, f := c.nullAt(name), c.int64At(name)
+	return func(i int) *int64 {
+		if null(i) {
+			return nil
+		}
+		v := f(i)
+		return &v
+	}
+}
+
+func (c columns) int32pAt(name string) func(int) *int32 {
+	null, f := c.nullAt(name), c.int32At(name)
+	return func(i int) *int32 {
+		if null(i) {
+			return nil
+		}
+		v := f(i)
+		return &v
+	}
+}
+
+func (c columns) strAt(name string) func(int) string {
 	switch a := c[name].(type) {
+	case *array.Dictionary:
+		dict := columns{"d": a.Dictionary()}.strAt("d")
+		return func(i int) string {
+			if a.IsNull(i) {
+				return ""
+			}
+			return dict(a.GetValueIndex(i))
+		}
 	case *array.String:
-		if a.IsNull(i) {
-			return ""
+		return func(i int) string {
+			if a.IsNull(i) {
+				return ""
+			}
+			return a.Value(i)
 		}
-		return a.Value(i)
 	case *array.Binary:
-		if a.IsNull(i) {
-			return ""
+		return func(i int) string {
+			if a.IsNull(i) {
+				return ""
+			}
+			return string(a.Value(i))
 		}
-		return string(a.Value(i))
 	}
-	return ""
+	return func(int) string { return "" }
 }
 
-func (c columns) boolean(name string, i int) bool {
-	if a, ok := c[name].(*array.Boolean); ok && !a.IsNull(i) {
-		return a.Value(i)
+func (c columns) booleanAt(name string) func(int) bool {
+	if a, ok := c[name].(*array.Boolean); ok {
+		return func(i int) bool { return !a.IsNull(i) && a.Value(i) }
 	}
-	return false
+	return func(int) bool { return false }
 }
 
-func convTick(c columns, i int, t *recording.Tick) {
-	*t = recording.Tick{
-		SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), ClientTS: c.int64("client_ts", i),
-		Kind: c.str("kind", i), Mode: c.str("mode", i), LockWaiters: c.int32("lock_waiters", i),
-		ActivityRows: c.int32("activity_rows", i), LockRows: c.int32("lock_rows", i), EdgeRows: c.int32("edge_rows", i),
-		QueryMicros: c.int64("query_us", i), ServerMicros: c.int64("server_cpu_us", i),
-		ClientMicros: c.int64("client_cpu_us", i), CapturePID: c.int32("capture_pid", i),
-	}
-}
-
-func convActivity(c columns, i int, a *recording.Activity) {
-	*a = recording.Activity{
-		SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), DatID: c.int64("datid", i), DatName: c.str("datname", i),
-		PID: c.int32("pid", i), LeaderPID: c.int32("leader_pid", i), UseSysID: c.int64("usesysid", i),
-		UseName: c.str("usename", i), ApplicationName: c.str("application_name", i), ClientAddr: c.str("client_addr", i),
-		ClientHostname: c.str("client_hostname", i), ClientPort: c.int32("client_port", i),
-		BackendStart: c.int64("backend_start", i), XactStart: c.int64("xact_start", i), QueryStart: c.int64("query_start", i),
-		StateChange: c.int64("state_change", i), WaitEventType: c.str("wait_event_type", i), WaitEvent: c.str("wait_event", i),
-		State: c.str("state", i), BackendXID: c.int64("backend_xid", i), BackendXmin: c.int64("backend_xmin", i),
-		QueryID: c.int64("query_id", i), Query: c.str("query", i), BackendType: c.str("backend_type", i),
-	}
-}
-
-func convLock(c columns, i int, l *recording.Lock) {
-	*l = recording.Lock{
-		SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), LockType: c.str("locktype", i),
-		Database: c.int64p("database", i), Relation: c.int64("relation", i), Page: c.int32p("page", i),
-		Tuple: c.int32("tuple", i), VirtualXID: c.str("virtualxid", i), TransactionID: c.int64("transactionid", i),
-		ClassID: c.int64p("classid", i), ObjID: c.int64p("objid", i), ObjSubID: c.int32p("objsubid", i),
-		VirtualTransaction: c.str("virtualtransaction", i), PID: c.int32("pid", i), Mode: c.str("mode", i),
-		Granted: c.boolean("granted", i), FastPath: c.boolean("fastpath", i), WaitStart: c.int64("waitstart", i),
+func convTick(c columns) func(int, *recording.Tick) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cClientTs := c.int64At("client_ts")
+	cKind := c.strAt("kind")
+	cMode := c.strAt("mode")
+	cLockWaiters := c.int32At("lock_waiters")
+	cActivityRows := c.int32At("activity_rows")
+	cLockRows := c.int32At("lock_rows")
+	cEdgeRows := c.int32At("edge_rows")
+	cQueryUs := c.int64At("query_us")
+	cServerCpuUs := c.int64At("server_cpu_us")
+	cClientCpuUs := c.int64At("client_cpu_us")
+	cCapturePid := c.int32At("capture_pid")
+	return func(i int, t *recording.Tick) {
+		*t = recording.Tick{
+			SampleID: cSampleId(i), TS: cTs(i), ClientTS: cClientTs(i),
+			Kind: cKind(i), Mode: cMode(i), LockWaiters: cLockWaiters(i),
+			ActivityRows: cActivityRows(i), LockRows: cLockRows(i), EdgeRows: cEdgeRows(i),
+			QueryMicros: cQueryUs(i), ServerMicros: cServerCpuUs(i),
+			ClientMicros: cClientCpuUs(i), CapturePID: cCapturePid(i),
+		}
 	}
 }
 
-func convEdge(c columns, i int, e *recording.Edge) {
-	*e = recording.Edge{SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), PID: c.int32("pid", i),
-		BackendStart: c.int64("backend_start", i), BlockingPID: c.int32("blocking_pid", i)}
+func convActivity(c columns) func(int, *recording.Activity) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cDatid := c.int64At("datid")
+	cDatname := c.strAt("datname")
+	cPid := c.int32At("pid")
+	cLeaderPid := c.int32At("leader_pid")
+	cUsesysid := c.int64At("usesysid")
+	cUsename := c.strAt("usename")
+	cApplicationName := c.strAt("application_name")
+	cClientAddr := c.strAt("client_addr")
+	cClientHostname := c.strAt("client_hostname")
+	cClientPort := c.int32At("client_port")
+	cBackendStart := c.int64At("backend_start")
+	cXactStart := c.int64At("xact_start")
+	cQueryStart := c.int64At("query_start")
+	cStateChange := c.int64At("state_change")
+	cWaitEventType := c.strAt("wait_event_type")
+	cWaitEvent := c.strAt("wait_event")
+	cState := c.strAt("state")
+	cBackendXid := c.int64At("backend_xid")
+	cBackendXmin := c.int64At("backend_xmin")
+	cQueryId := c.int64At("query_id")
+	cQuery := c.strAt("query")
+	cBackendType := c.strAt("backend_type")
+	return func(i int, a *recording.Activity) {
+		*a = recording.Activity{
+			SampleID: cSampleId(i), TS: cTs(i), DatID: cDatid(i), DatName: cDatname(i),
+			PID: cPid(i), LeaderPID: cLeaderPid(i), UseSysID: cUsesysid(i),
+			UseName: cUsename(i), ApplicationName: cApplicationName(i), ClientAddr: cClientAddr(i),
+			ClientHostname: cClientHostname(i), ClientPort: cClientPort(i),
+			BackendStart: cBackendStart(i), XactStart: cXactStart(i), QueryStart: cQueryStart(i),
+			StateChange: cStateChange(i), WaitEventType: cWaitEventType(i), WaitEvent: cWaitEvent(i),
+			State: cState(i), BackendXID: cBackendXid(i), BackendXmin: cBackendXmin(i),
+			QueryID: cQueryId(i), Query: cQuery(i), BackendType: cBackendType(i),
+		}
+	}
 }
 
-func convRelation(c columns, i int, r *recording.Relation) {
-	*r = recording.Relation{SampleID: c.int64("sample_id", i), Database: c.int64("database", i), Relation: c.int64("relation", i),
-		Schema: c.str("nspname", i), Name: c.str("relname", i), Kind: c.str("relkind", i)}
+func convLock(c columns) func(int, *recording.Lock) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cLocktype := c.strAt("locktype")
+	cDatabaseP := c.int64pAt("database")
+	cRelation := c.int64At("relation")
+	cPageP := c.int32pAt("page")
+	cTuple := c.int32At("tuple")
+	cVirtualxid := c.strAt("virtualxid")
+	cTransactionid := c.int64At("transactionid")
+	cClassidP := c.int64pAt("classid")
+	cObjidP := c.int64pAt("objid")
+	cObjsubidP := c.int32pAt("objsubid")
+	cVirtualtransaction := c.strAt("virtualtransaction")
+	cPid := c.int32At("pid")
+	cMode := c.strAt("mode")
+	cGranted := c.booleanAt("granted")
+	cFastpath := c.booleanAt("fastpath")
+	cWaitstart := c.int64At("waitstart")
+	return func(i int, l *recording.Lock) {
+		*l = recording.Lock{
+			SampleID: cSampleId(i), TS: cTs(i), LockType: cLocktype(i),
+			Database: cDatabaseP(i), Relation: cRelation(i), Page: cPageP(i),
+			Tuple: cTuple(i), VirtualXID: cVirtualxid(i), TransactionID: cTransactionid(i),
+			ClassID: cClassidP(i), ObjID: cObjidP(i), ObjSubID: cObjsubidP(i),
+			VirtualTransaction: cVirtualtransaction(i), PID: cPid(i), Mode: cMode(i),
+			Granted: cGranted(i), FastPath: cFastpath(i), WaitStart: cWaitstart(i),
+		}
+	}
 }
 
-func convEvent(c columns, i int, e *recording.Event) {
-	*e = recording.Event{TS: c.int64("ts", i), Kind: c.str("kind", i), Message: c.str("message", i),
-		GapStart: c.int64("gap_start", i), GapEnd: c.int64("gap_end", i), CapturePID: c.int32("capture_pid", i)}
+func convEdge(c columns) func(int, *recording.Edge) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cPid := c.int32At("pid")
+	cBackendStart := c.int64At("backend_start")
+	cBlockingPid := c.int32At("blocking_pid")
+	return func(i int, e *recording.Edge) {
+		*e = recording.Edge{SampleID: cSampleId(i), TS: cTs(i), PID: cPid(i),
+			BackendStart: cBackendStart(i), BlockingPID: cBlockingPid(i)}
+	}
 }
 
-func convOdooModule(c columns, i int, m *recording.OdooModule) {
-	*m = recording.OdooModule{SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), Name: c.str("name", i), State: c.str("state", i)}
+func convRelation(c columns) func(int, *recording.Relation) {
+	cSampleId := c.int64At("sample_id")
+	cDatabase := c.int64At("database")
+	cRelation := c.int64At("relation")
+	cNspname := c.strAt("nspname")
+	cRelname := c.strAt("relname")
+	cRelkind := c.strAt("relkind")
+	return func(i int, r *recording.Relation) {
+		*r = recording.Relation{SampleID: cSampleId(i), Database: cDatabase(i), Relation: cRelation(i),
+			Schema: cNspname(i), Name: cRelname(i), Kind: cRelkind(i)}
+	}
 }
 
-func convPgBouncerServer(c columns, i int, s *recording.PgBouncerServer) {
-	*s = recording.PgBouncerServer{SampleID: c.int64("sample_id", i), TS: c.int64("ts", i), Type: c.str("type", i),
-		User: c.str("user", i), Database: c.str("database", i), State: c.str("state", i), Addr: c.str("addr", i),
-		Port: c.int32("port", i), RemotePID: c.int32("remote_pid", i), ApplicationName: c.str("application_name", i)}
+func convEvent(c columns) func(int, *recording.Event) {
+	cTs := c.int64At("ts")
+	cKind := c.strAt("kind")
+	cMessage := c.strAt("message")
+	cGapStart := c.int64At("gap_start")
+	cGapEnd := c.int64At("gap_end")
+	cCapturePid := c.int32At("capture_pid")
+	return func(i int, e *recording.Event) {
+		*e = recording.Event{TS: cTs(i), Kind: cKind(i), Message: cMessage(i),
+			GapStart: cGapStart(i), GapEnd: cGapEnd(i), CapturePID: cCapturePid(i)}
+	}
+}
+
+func convOdooModule(c columns) func(int, *recording.OdooModule) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cName := c.strAt("name")
+	cState := c.strAt("state")
+	return func(i int, m *recording.OdooModule) {
+		*m = recording.OdooModule{SampleID: cSampleId(i), TS: cTs(i), Name: cName(i), State: cState(i)}
+	}
+}
+
+func convPgBouncerServer(c columns) func(int, *recording.PgBouncerServer) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cType := c.strAt("type")
+	cUser := c.strAt("user")
+	cDatabase := c.strAt("database")
+	cState := c.strAt("state")
+	cAddr := c.strAt("addr")
+	cPort := c.int32At("port")
+	cRemotePid := c.int32At("remote_pid")
+	cApplicationName := c.strAt("application_name")
+	return func(i int, s *recording.PgBouncerServer) {
+		*s = recording.PgBouncerServer{SampleID: cSampleId(i), TS: cTs(i), Type: cType(i),
+			User: cUser(i), Database: cDatabase(i), State: cState(i), Addr: cAddr(i),
+			Port: cPort(i), RemotePID: cRemotePid(i), ApplicationName: cApplicationName(i)}
+	}
 }
