@@ -163,7 +163,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer st.close()
 	var snap snapshot
+	var lastOdooTS int64
+	var lastOdoo []string
 	for st.next(&snap) {
+		if len(snap.odoo) > 0 {
+			lastOdooTS, lastOdoo = snap.tick.TS, lastOdoo[:0]
+			for _, m := range snap.odoo {
+				lastOdoo = append(lastOdoo, m.Name+" ("+m.State+")")
+			}
+		}
 		if rec.Ticks == 0 {
 			rec.Start = time.UnixMicro(snap.tick.TS).UTC()
 		}
@@ -181,7 +189,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if rec.Ticks == 0 {
 		return nil, fmt.Errorf("analyze %v: %w", cfg.Dirs, ErrEmpty)
 	}
-	res.Incidents = tr.finish()
+	// Modules polled every OdooInterval: none seen in the last polls
+	// means none pending.
+	if tr.odoo {
+		rec.PendingModules = []string{}
+		if interval := last.OdooIntervalMS * 1000; lastOdooTS != 0 && rec.End.UnixMicro()-lastOdooTS <= 2*max(interval, 1e6) {
+			rec.PendingModules = append(rec.PendingModules, lastOdoo...)
+		}
+	}
+	res.Incidents = tr.finish(rec.PendingModules)
 	return res, nil
 }
 

@@ -2,9 +2,11 @@ package analyze_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,5 +318,32 @@ func checkWhatIf(t *testing.T, inc analyze.Incident, ddlQueue bool) {
 	}
 	if it, ok := byName["idle_in_transaction_session_timeout = 1m0s"]; ok && it.WaiterSeconds != actual.WaiterSeconds {
 		t.Errorf("an idle timeout of a minute changed a %.1f s incident: %+v", inc.Duration, it)
+	}
+}
+
+// checkRunbook: the runbook's questions get the answers the story implies.
+func checkRunbook(t *testing.T, inc analyze.Incident, truth scenario.Truth, c expectation) {
+	t.Helper()
+	rb := inc.Runbook
+	if len(rb.Signals) == 0 || rb.Signals[0].Answer != "yes" {
+		t.Errorf("signal 'many sessions waiting': %+v", rb.Signals)
+	}
+	wantPath := "finish-forward"
+	if c.Outcome == "" {
+		wantPath = "n/a"
+	}
+	if rb.Path != wantPath {
+		t.Errorf("runbook path %q (%s), want %q", rb.Path, rb.PathEvidence, wantPath)
+	}
+	if len(rb.Verification) == 0 || rb.Verification[0].Answer != "yes" {
+		t.Errorf("verification 'waiters back to zero': %+v", rb.Verification)
+	}
+	if len(rb.Done) != 1 || !strings.Contains(rb.Done[0], fmt.Sprintf("pid %d", truth.Root.PID)) {
+		t.Errorf("what was done: %v, want one line about root pid %d", rb.Done, truth.Root.PID)
+	}
+	for _, q := range rb.Triage {
+		if q.Answer == "" || q.Evidence == "" {
+			t.Errorf("triage question without an answer and evidence: %+v", q)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/fixtures/scenario"
@@ -40,8 +42,49 @@ func TestAnalyzeRecordedFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mem.AssertSize(t, 0)
 			checkIncident(t, truth, res)
+			checkTables(t, res, mem)
+			mem.AssertSize(t, 0)
 		})
+	}
+}
+
+// checkTables writes the derived tables and reads them back with Arrow.
+func checkTables(t *testing.T, res *analyze.Result, mem memory.Allocator) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := analyze.WriteTables(dir, res, mem); err != nil {
+		t.Fatal(err)
+	}
+	var queue, edges int
+	for _, inc := range res.Incidents {
+		queue += len(inc.Queue)
+		edges += len(inc.EdgeLog)
+	}
+	if edges == 0 {
+		t.Error("no edges logged")
+	}
+	for name, want := range map[string]int{"incidents": len(res.Incidents), "queue": queue, "edges": edges} {
+		path := filepath.Join(dir, name+".parquet")
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", name, fi.Mode().Perm())
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := pqarrow.ReadTable(context.Background(), f, parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{}, mem)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(tbl.NumRows()) != want {
+			t.Errorf("%s: %d rows, want %d", name, tbl.NumRows(), want)
+		}
+		tbl.Release()
 	}
 }

@@ -143,7 +143,7 @@ func TestTrackerRowLockIncidentGapAndShortWaits(t *testing.T) {
 	}
 	ts += step
 	tr.observe(buildGraph(rowLockSnapshot(300, ts, 0), len(tr.open) == 0))
-	incs := tr.finish()
+	incs := tr.finish(nil)
 	if len(incs) != 1 {
 		t.Fatalf("got %d incidents, want 1 (the blip is too short): %+v", len(incs), incs)
 	}

@@ -51,7 +51,8 @@ type incState struct {
 	// holding locks on its relations.
 	protected map[Backend]*Protected
 	// series is the incident sample by sample, for the what-if replays.
-	series []point
+	series  []point
+	edgeLog []EdgeRecord
 }
 
 // point is one sample of an incident: how many waited, for how long the
@@ -290,6 +291,8 @@ func (inc *incState) merge(o *incState) {
 	}
 	inc.queue = append(inc.queue, o.queue...)
 	inc.series = append(inc.series, o.series...)
+	inc.edgeLog = append(inc.edgeLog, o.edgeLog...)
+	slices.SortStableFunc(inc.edgeLog, func(a, b EdgeRecord) int { return a.TS.Compare(b.TS) })
 	slices.SortFunc(inc.series, func(a, b point) int { return int(a.ts - b.ts) })
 	for k, v := range o.edgeKinds {
 		inc.edgeKinds[k] += v
@@ -370,6 +373,9 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	for _, e := range g.edges {
 		if in[e.Waiter] {
 			inc.edgeKinds[e.Kind]++
+			inc.edgeLog = append(inc.edgeLog, EdgeRecord{TS: time.UnixMicro(g.ts).UTC(), WaiterPID: e.Waiter.PID,
+				WaiterStart: time.UnixMicro(e.Waiter.Start).UTC(), BlockerPID: e.Blocker.PID,
+				BlockerStart: time.UnixMicro(e.Blocker.Start).UTC(), Kind: e.Kind, Observed: e.Observed})
 		}
 	}
 	// Root blockers, and the locks of theirs that matter.
@@ -572,7 +578,7 @@ func sessionOf(b Backend, a *recording.Activity) Session {
 
 // finish closes the tracker at the end of the recording and returns the
 // incidents that lasted at least minDuration, in start order.
-func (t *tracker) finish() []Incident {
+func (t *tracker) finish(pendingModules []string) []Incident {
 	for _, inc := range t.open {
 		for _, d := range inc.ddls {
 			if d.waiting {
@@ -588,7 +594,9 @@ func (t *tracker) finish() []Incident {
 		if time.Duration(inc.lastSeen-inc.start)*time.Microsecond < t.minDuration {
 			continue
 		}
-		out = append(out, inc.export(len(out)+1))
+		x := inc.export(len(out) + 1)
+		x.Runbook = runbook(&x, inc, pendingModules)
+		out = append(out, x)
 	}
 	return out
 }
@@ -664,6 +672,7 @@ func (inc *incState) export(id int) Incident {
 	}
 	x.Actions, x.Protected = containment(&x, inc)
 	x.WhatIf = whatIf(&x, inc)
+	x.EdgeLog = inc.edgeLog
 	return x
 }
 

@@ -52,6 +52,9 @@ type Recording struct {
 	// AbsentColumns are columns this server version lacks.
 	AbsentColumns []string `json:"absent_columns"`
 	ReadAllStats  bool     `json:"read_all_stats"`
+	// PendingModules are the Odoo modules still to install, upgrade or
+	// remove at the end of the recording (null when not sampled).
+	PendingModules []string `json:"pending_modules"`
 }
 
 // Gap is a stretch with no samples: "no samples", never "no waiters".
@@ -97,6 +100,20 @@ type Incident struct {
 	Protected []Protected `json:"protected"`
 	// WhatIf replays the incident under guardrails that were not set.
 	WhatIf []WhatIf `json:"what_if"`
+	// Runbook answers the on-call runbook's questions for this incident.
+	Runbook Runbook `json:"runbook"`
+	// EdgeLog is every wait-for edge of every sample; it goes to the
+	// derived Parquet tables, not to incident.json.
+	EdgeLog []EdgeRecord `json:"-"`
+}
+
+// EdgeRecord is one wait-for edge in one sample.
+type EdgeRecord struct {
+	TS                        time.Time
+	WaiterPID, BlockerPID     int32
+	WaiterStart, BlockerStart time.Time
+	Kind                      string
+	Observed                  bool
 }
 
 // WhatIf is one guardrail replayed over the recorded timeline, beside

@@ -29,7 +29,9 @@ the incidents: when the queue formed and drained, the root blockers and the
 waiter-seconds each caused, the DDL at the heart of it and how it ended.
 
 A short summary goes to stdout; with -o, OUTDIR/incident.json holds the
-whole result (schema_version ` + fmt.Sprint(analyze.SchemaVersion) + `). Several directories are analysed as one
+whole result (schema_version ` + fmt.Sprint(analyze.SchemaVersion) + `), and OUTDIR/tables/ the derived
+tables as Parquet (incidents, queue depth per relation per sample, every
+wait-for edge with its kind) for DuckDB or Spark. Several directories are analysed as one
 timeline; --since and --until (RFC 3339, UTC) cut a window.
 ` + cli.ExitStatusHelp,
 		Example: `  lockscope analyze /var/lib/lockscope/db1 -o postmortem/
@@ -59,6 +61,9 @@ timeline; --since and --until (RFC 3339, UTC) cut a window.
 			}
 			if out != "" {
 				if err := writeJSON(out, res); err != nil {
+					return err
+				}
+				if err := analyze.WriteTables(filepath.Join(out, "tables"), res, nil); err != nil {
 					return err
 				}
 			}
