@@ -261,6 +261,7 @@ func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
 		}
 	}
 	checkWhatIf(t, inc, c.DDLQueue)
+	checkRunbook(t, inc, truth, c)
 	if c.Outcome == "" {
 		if inc.DDL != nil {
 			t.Errorf("a DDL reported where there was none: %+v", *inc.DDL)
