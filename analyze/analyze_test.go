@@ -14,6 +14,7 @@ import (
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/capture"
+	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
 )
@@ -346,5 +347,95 @@ func checkRunbook(t *testing.T, inc analyze.Incident, truth scenario.Truth, c ex
 		if q.Answer == "" || q.Evidence == "" {
 			t.Errorf("triage question without an answer and evidence: %+v", q)
 		}
+	}
+}
+
+// Two queues at once on different tables, joined by no session, are two
+// incidents.
+func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	if err := scenario.LoadSchema(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rec")
+	cfg := fastCapture(out)
+	cfg.DSN = db
+	ticks := make(chan recording.Tick, 1024)
+	cfg.OnTick = func(tk recording.Tick) {
+		select {
+		case ticks <- tk:
+		default:
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- capture.Run(cctx, cfg) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	ddl, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "odoo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ddl.Close()
+	rows, err := scenario.RowContention(ctx, db, scenario.Options{Table: "sale_order", Workers: 3, AppPrefix: "odoo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	// Both queues stand for 2.5 s of samples that see all 8 waiters (the
+	// DDL and 4 workers, 3 row waiters).
+	deadline := time.After(60 * time.Second)
+	var since int64
+	for stood := false; !stood; {
+		select {
+		case tk := <-ticks:
+			if tk.LockWaiters < 8 {
+				continue
+			}
+			if since == 0 {
+				since = tk.ClientTS
+			}
+			stood = tk.ClientTS-since >= 2_500_000
+		case err := <-done:
+			t.Fatalf("capture stopped: %v", err)
+		case <-deadline:
+			t.Fatal("both queues did not stand for 2.5 s within 60 s")
+		}
+	}
+	if err := ddl.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rows.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.After(60 * time.Second)
+	for n := int32(1); n != 0; {
+		select {
+		case tk := <-ticks:
+			n = tk.LockWaiters
+		case <-deadline:
+			t.Fatal("queues not seen to drain within 60 s")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	res, err := analyze.Run(ctx, analyze.Config{Dirs: []string{out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int32{}
+	for _, inc := range res.Incidents {
+		got[inc.Kind] = inc.RootBlockers[0].PID
+	}
+	want := map[string]int32{analyze.KindDDLLockQueue: ddl.Truth.Root.PID, analyze.KindRowLock: rows.Truth.Root.PID}
+	if len(res.Incidents) != 2 || got[analyze.KindDDLLockQueue] != want[analyze.KindDDLLockQueue] || got[analyze.KindRowLock] != want[analyze.KindRowLock] {
+		t.Errorf("incidents by kind and root %v, want %v", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -86,5 +87,43 @@ func checkTables(t *testing.T, res *analyze.Result, mem memory.Allocator) {
 			t.Errorf("%s: %d rows, want %d", name, tbl.NumRows(), want)
 		}
 		tbl.Release()
+	}
+}
+
+// Several recordings are one timeline; a time window keeps only what lies
+// in it.
+func TestAnalyzeSeveralDirectoriesAndWindows(t *testing.T) {
+	a, b := "../fixtures/cron-vs-alter/recording", "../fixtures/row-contention/recording"
+	res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 2 || res.Incidents[0].Start.After(res.Incidents[1].Start) {
+		t.Fatalf("got %d incidents from two recordings, want 2 in start order", len(res.Incidents))
+	}
+	kinds := []string{res.Incidents[0].Kind, res.Incidents[1].Kind}
+	first, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A window that ends before the incident starts sees none of it.
+	inc := first.Incidents[0]
+	before, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{a}, Until: inc.Start.Add(-time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Incidents) != 0 {
+		t.Errorf("window before the incident found %d incidents", len(before.Incidents))
+	}
+	// A window around it finds it, with the same root blocker.
+	around, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{a}, Since: inc.Start.Add(-time.Second), Until: inc.End.Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(around.Incidents) != 1 || around.Incidents[0].RootBlockers[0].PID != inc.RootBlockers[0].PID {
+		t.Errorf("window around the incident: %+v", around.Incidents)
+	}
+	if kinds[0] == kinds[1] {
+		t.Errorf("kinds %v: the DDL queue and the row-lock contention must differ", kinds)
 	}
 }
