@@ -165,3 +165,41 @@ func TestTrackerRowLockIncidentGapAndShortWaits(t *testing.T) {
 		t.Errorf("root blocker stayed connected and stopped blocking: %+v", inc.RootBlockers[0])
 	}
 }
+
+func TestQueueGrowthRate(t *testing.T) {
+	rels := map[int64]string{16400: "stock_move"}
+	tr := newTracker(time.Second, 0, rels, nil)
+	snap := func(id int64, ts int64, n int) *snapshot {
+		s := &snapshot{tick: recording.Tick{SampleID: id, TS: ts, Kind: recording.TickFull},
+			activity: []recording.Activity{act(10, "mig", "idle in transaction", "")},
+			locks:    []recording.Lock{{LockType: "relation", Database: i64(5), Relation: 16400, PID: 10, Mode: "AccessExclusiveLock", Granted: true}}}
+		for i := range n {
+			pid := int32(20 + i)
+			s.activity = append(s.activity, act(pid, "w", "active", "Lock"))
+			s.locks = append(s.locks, recording.Lock{LockType: "relation", Database: i64(5), Relation: 16400, PID: pid, Mode: "AccessShareLock", WaitStart: ts})
+		}
+		return s
+	}
+	// 1, 2, 3, 3, 3 waiters, a sample every 250 ms, then drained.
+	for i, n := range []int{1, 2, 3, 3, 3, 3, 3, 0} {
+		tr.observe(buildGraph(snap(int64(i+1), t0+int64(i)*250_000, n), false))
+	}
+	incs := tr.finish(nil)
+	if len(incs) != 1 {
+		t.Fatalf("got %d incidents", len(incs))
+	}
+	var rates []float64
+	for _, q := range incs[0].Queue {
+		rates = append(rates, q.Rate)
+	}
+	if diff := cmp.Diff([]float64{0, 4, 4, 0, 0, 0, 0}, rates); diff != "" {
+		t.Errorf("queue growth rates (-want +got):\n%s", diff)
+	}
+	q := incs[0].Queue
+	if !(q[2].RateSmoothed > q[1].RateSmoothed && q[1].RateSmoothed > 0 && q[6].RateSmoothed < q[3].RateSmoothed) {
+		t.Errorf("smoothed rates do not rise then decay: %+v", q)
+	}
+	if incs[0].Kind != KindDDLLockQueue || incs[0].DDL == nil || incs[0].DDL.Outcome != OutcomeHeld {
+		t.Errorf("an AccessExclusiveLock held against readers: kind %s ddl %+v", incs[0].Kind, incs[0].DDL)
+	}
+}

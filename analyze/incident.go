@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -51,9 +52,21 @@ type incState struct {
 	// holding locks on its relations.
 	protected map[Backend]*Protected
 	// series is the incident sample by sample, for the what-if replays.
-	series  []point
-	edgeLog []EdgeRecord
+	series    []point
+	edgeLog   []EdgeRecord
+	lastQueue map[string]queueState
 }
+
+// queueState is a relation's queue at its previous sample.
+type queueState struct {
+	ts       int64
+	depth    int
+	smoothed float64
+}
+
+// queueSmoothing is the time constant of the smoothed queue growth rate,
+// in seconds.
+const queueSmoothing = 2.0
 
 // point is one sample of an incident: how many waited, for how long the
 // sample stands (until the next one, gaps excluded), and how many waited
@@ -210,7 +223,7 @@ func (t *tracker) observe(g *graph) {
 			t.nextID++
 			inc = &incState{id: t.nextID, start: g.ts, relations: map[string]bool{}, roots: map[Backend]*rootState{},
 				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true,
-				protected: map[Backend]*Protected{}}
+				protected: map[Backend]*Protected{}, lastQueue: map[string]queueState{}}
 			t.open = append(t.open, inc)
 		default:
 			inc = hits[0]
@@ -357,7 +370,13 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	if count > inc.peak {
 		inc.peak, inc.peakAt = count, g.ts
 	}
-	for rel, ws := range queues {
+	rels := make([]int64, 0, len(queues))
+	for rel := range queues {
+		rels = append(rels, rel)
+	}
+	slices.Sort(rels)
+	for _, rel := range rels {
+		ws := queues[rel]
 		slices.SortFunc(ws, func(a, b *wait) int {
 			if a.waitStart != b.waitStart && a.waitStart != 0 && b.waitStart != 0 {
 				if a.waitStart < b.waitStart {
@@ -367,8 +386,18 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			}
 			return comparePID(a.backend, b.backend)
 		})
-		inc.queue = append(inc.queue, QueuePoint{TS: time.UnixMicro(g.ts).UTC(), Relation: relName(t.rels, rel),
-			Depth: len(ws), Head: ws[0].backend.PID, HeadMode: ws[0].mode})
+		qp := QueuePoint{TS: time.UnixMicro(g.ts).UTC(), Relation: relName(t.rels, rel),
+			Depth: len(ws), Head: ws[0].backend.PID, HeadMode: ws[0].mode}
+		// Growth in waiters per second since the relation's previous
+		// sample, and smoothed over about two seconds.
+		if prev, ok := inc.lastQueue[qp.Relation]; ok && g.ts > prev.ts {
+			dt := float64(g.ts-prev.ts) / 1e6
+			qp.Rate = round3(float64(qp.Depth-prev.depth) / dt)
+			alpha := 1 - math.Exp(-dt/queueSmoothing)
+			qp.RateSmoothed = round3(prev.smoothed + alpha*(qp.Rate-prev.smoothed))
+		}
+		inc.lastQueue[qp.Relation] = queueState{ts: g.ts, depth: qp.Depth, smoothed: qp.RateSmoothed}
+		inc.queue = append(inc.queue, qp)
 	}
 	for _, e := range g.edges {
 		if in[e.Waiter] {

@@ -225,4 +225,8 @@ type QueuePoint struct {
 	Depth    int       `json:"depth"`
 	Head     int32     `json:"head_pid"`
 	HeadMode string    `json:"head_mode"`
+	// Rate is the change in depth per second since the previous sample
+	// (positive: growing); RateSmoothed the same, smoothed over ~2 s.
+	Rate         float64 `json:"rate"`
+	RateSmoothed float64 `json:"rate_smoothed"`
 }

@@ -77,6 +77,7 @@ func WriteTables(dir string, res *Result, mem memory.Allocator) error {
 			{Name: "incident_id", Type: arrow.PrimitiveTypes.Int32}, {Name: "ts", Type: ts},
 			{Name: "relation", Type: arrow.BinaryTypes.String}, {Name: "depth", Type: arrow.PrimitiveTypes.Int32},
 			{Name: "head_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "head_mode", Type: arrow.BinaryTypes.String},
+			{Name: "rate", Type: arrow.PrimitiveTypes.Float64}, {Name: "rate_smoothed", Type: arrow.PrimitiveTypes.Float64},
 		}, func(b *array.RecordBuilder) {
 			for _, inc := range res.Incidents {
 				for _, q := range inc.Queue {
@@ -86,6 +87,8 @@ func WriteTables(dir string, res *Result, mem memory.Allocator) error {
 					b.Field(3).(*array.Int32Builder).Append(int32(q.Depth))
 					b.Field(4).(*array.Int32Builder).Append(q.Head)
 					b.Field(5).(*array.StringBuilder).Append(q.HeadMode)
+					b.Field(6).(*array.Float64Builder).Append(q.Rate)
+					b.Field(7).(*array.Float64Builder).Append(q.RateSmoothed)
 				}
 			}
 		}},
