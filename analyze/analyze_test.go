@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/capture"
@@ -437,5 +438,51 @@ func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
 	want := map[string]int32{analyze.KindDDLLockQueue: ddl.Truth.Root.PID, analyze.KindRowLock: rows.Truth.Root.PID}
 	if len(res.Incidents) != 2 || got[analyze.KindDDLLockQueue] != want[analyze.KindDDLLockQueue] || got[analyze.KindRowLock] != want[analyze.KindRowLock] {
 		t.Errorf("incidents by kind and root %v, want %v", got, want)
+	}
+}
+
+// Workers that reach the database through PgBouncer are recognised as such
+// from the recorded SHOW SERVERS.
+func TestAnalyzePgBouncerRoutedWorkers(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	ctx := context.Background()
+	db := pgtest.NewDatabase(t, srv)
+	bouncer, err := pgtest.StartPgBouncer(ctx, srv, pgtest.PgBouncerOptions{PoolMode: "session", PoolSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bouncer.Stop()
+	cc, err := pgx.ParseConfig(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rec")
+	cfg := fastCapture(out)
+	cfg.PgBouncerDSN = bouncer.AdminDSN()
+	truth, err := scenario.RecordIncident(ctx, scenario.RecordOptions{
+		DSN: db, Capture: cfg, Hold: 2 * time.Second,
+		Stage: scenario.Options{Table: "stock_move", Workers: 3, WorkerDSN: bouncer.DSN(cc.Database)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := analyze.Run(ctx, analyze.Config{Dirs: []string{out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 1 {
+		t.Fatalf("got %d incidents, want 1", len(res.Incidents))
+	}
+	roles := map[int32]string{}
+	for _, w := range res.Incidents[0].Waiters {
+		roles[w.PID] = w.Role
+	}
+	for _, w := range truth.Waiters {
+		if roles[w.PID] != analyze.RolePgBouncer {
+			t.Errorf("worker %d through PgBouncer has role %q", w.PID, roles[w.PID])
+		}
+	}
+	if roles[truth.DDL.PID] != analyze.RoleMigration {
+		t.Errorf("the DDL, connected directly, has role %q", roles[truth.DDL.PID])
 	}
 }
