@@ -24,7 +24,7 @@ test: postgres ## run every test, against throwaway PostgreSQL servers
 test-short: ## run the tests that need no database
 	$(GO) test -short -count=1 $(PKGS)
 
-demo: build ## analyse the bundled recorded incident (no database needed) into demo/
+demo: build ## analyse the bundled recorded incident (no database needed): demo/postmortem.md
 	$(BIN)/lockscope analyze fixtures/cron-vs-alter/recording -o demo
 
 demo-live: build ## stage an incident on a throwaway PostgreSQL, record and analyse it

@@ -112,6 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rec.Cluster, rec.ServerVersion, rec.Database = first.Cluster, last.ServerVersion, last.Database
 	rec.Segments = len(segs)
 	rec.AbsentColumns, rec.ReadAllStats = last.AbsentColumns, last.ReadAllStats
+	rec.ProbeIntervalMS, rec.FullIntervalMS, rec.BurstIntervalMS = last.ProbeIntervalMS, last.FullIntervalMS, last.BurstIntervalMS
 	if rec.AbsentColumns == nil {
 		rec.AbsentColumns = []string{}
 	}
@@ -163,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer st.close()
 	var snap snapshot
+	var cost costSum
 	var lastOdooTS int64
 	var lastOdoo []string
 	for st.next(&snap) {
@@ -177,6 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		rec.End = time.UnixMicro(snap.tick.TS).UTC()
 		rec.Ticks++
+		cost.add(&snap.tick)
 		if snap.tick.Kind != recording.TickFull {
 			continue
 		}
@@ -197,6 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			rec.PendingModules = append(rec.PendingModules, lastOdoo...)
 		}
 	}
+	rec.Cost = cost.result()
 	res.Incidents = tr.finish(rec.PendingModules)
 	return res, nil
 }
@@ -333,4 +337,35 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// costSum adds up the recorder's cost per sample.
+type costSum struct {
+	n, withServer      int64
+	query, server, cpu int64
+	maxQuery           int64
+}
+
+func (c *costSum) add(t *recording.Tick) {
+	c.n++
+	c.query += t.QueryMicros
+	c.cpu += t.ClientMicros
+	c.maxQuery = max(c.maxQuery, t.QueryMicros)
+	if t.ServerMicros > 0 {
+		c.withServer++
+		c.server += t.ServerMicros
+	}
+}
+
+func (c *costSum) result() RecorderCost {
+	var r RecorderCost
+	if c.n > 0 {
+		r.MeanQueryMicros = round3(float64(c.query) / float64(c.n))
+		r.MeanClientCPUMicros = round3(float64(c.cpu) / float64(c.n))
+		r.MaxQueryMicros = c.maxQuery
+	}
+	if c.withServer > 0 {
+		r.MeanServerCPUMicros = round3(float64(c.server) / float64(c.withServer))
+	}
+	return r
 }

@@ -111,9 +111,12 @@ type ddlState struct {
 	attempts int
 	waited   float64
 	lastWait int64
-	behind   int
-	outcome  string
-	evidence string
+	// firstWait is when it was first seen waiting; settled when its last
+	// wait ended.
+	firstWait, settled int64
+	behind             int
+	outcome            string
+	evidence           string
 	// tag and blockers: what it waited for in its last waiting sample,
 	// and who held a conflicting lock on it then.
 	tag      tag
@@ -518,6 +521,9 @@ func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, mode string, h
 	if !d.waiting {
 		d.attempts++
 	}
+	if d.firstWait == 0 {
+		d.firstWait = g.ts
+	}
 	d.waiting, d.lastWait, d.tag = true, g.ts, tg
 	d.blockers = d.blockers[:0]
 	for _, e := range g.edges {
@@ -534,6 +540,7 @@ func (t *tracker) finishDDLs(inc *incState, g *graph) {
 			continue
 		}
 		d.waiting = false
+		d.settled = g.ts
 		a := g.backends[b]
 		switch {
 		case a == nil:
@@ -690,6 +697,14 @@ func (inc *incState) export(id int) Incident {
 		x.DDL = &DDL{PID: d.backend.PID, BackendStart: time.UnixMicro(d.backend.Start).UTC(), ApplicationName: d.info.ApplicationName,
 			Query: d.info.Query, Relation: d.relation, Mode: d.mode, Waited: round3(d.waited), Attempts: d.attempts,
 			Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind}
+		if d.firstWait != 0 {
+			fw := time.UnixMicro(d.firstWait).UTC()
+			x.DDL.FirstWait = &fw
+		}
+		if d.settled != 0 {
+			st := time.UnixMicro(d.settled).UTC()
+			x.DDL.Settled = &st
+		}
 		if d.held && d.attempts == 0 {
 			x.DDL.Outcome = OutcomeHeld
 			x.DDL.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)

@@ -55,6 +55,20 @@ type Recording struct {
 	// PendingModules are the Odoo modules still to install, upgrade or
 	// remove at the end of the recording (null when not sampled).
 	PendingModules []string `json:"pending_modules"`
+	// Sampling are the recorder's intervals, in milliseconds.
+	ProbeIntervalMS int64 `json:"probe_interval_ms"`
+	FullIntervalMS  int64 `json:"full_interval_ms"`
+	BurstIntervalMS int64 `json:"burst_interval_ms"`
+	// Cost is what the recorder's samples cost, from its ticks.
+	Cost RecorderCost `json:"recorder_cost"`
+}
+
+// RecorderCost is the observer effect: the recorder's own cost per sample.
+type RecorderCost struct {
+	MeanQueryMicros     float64 `json:"mean_query_us"`
+	MaxQueryMicros      int64   `json:"max_query_us"`
+	MeanServerCPUMicros float64 `json:"mean_server_cpu_us"`
+	MeanClientCPUMicros float64 `json:"mean_client_cpu_us"`
 }
 
 // Gap is a stretch with no samples: "no samples", never "no waiters".
@@ -216,6 +230,11 @@ type DDL struct {
 	Evidence string  `json:"evidence"`
 	// QueuedBehind is the most sessions seen waiting behind it.
 	QueuedBehind int `json:"queued_behind"`
+	// FirstWait is when it was first seen waiting, Settled the first
+	// sample after its last wait ended (null when it never waited or
+	// still waits).
+	FirstWait *time.Time `json:"first_wait"`
+	Settled   *time.Time `json:"settled"`
 }
 
 // QueuePoint is the lock queue on one relation at one sample.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
+	"github.com/lockscope/lockscope/report"
 )
 
 func analyzeCommand() *cobra.Command {
@@ -28,7 +29,8 @@ func analyzeCommand() *cobra.Command {
 the incidents: when the queue formed and drained, the root blockers and the
 waiter-seconds each caused, the DDL at the heart of it and how it ended.
 
-A short summary goes to stdout; with -o, OUTDIR/incident.json holds the
+A short summary goes to stdout; with -o, OUTDIR/postmortem.md is the
+post-mortem in Markdown, OUTDIR/incident.json holds the
 whole result (schema_version ` + fmt.Sprint(analyze.SchemaVersion) + `), and OUTDIR/tables/ the derived
 tables as Parquet (incidents, queue depth per relation per sample, every
 wait-for edge with its kind) for DuckDB or Spark. Several directories are analysed as one
@@ -66,10 +68,13 @@ timeline; --since and --until (RFC 3339, UTC) cut a window.
 				if err := analyze.WriteTables(filepath.Join(out, "tables"), res, nil); err != nil {
 					return err
 				}
+				if err := report.Write(cmd.Context(), out, res); err != nil {
+					return err
+				}
 			}
 			summarize(cmd.OutOrStdout(), res)
 			if out != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s\n", filepath.Join(out, "incident.json"))
+				fmt.Fprintf(cmd.OutOrStdout(), "\nwrote %s and %s\n", filepath.Join(out, "postmortem.md"), filepath.Join(out, "incident.json"))
 			}
 			return nil
 		},

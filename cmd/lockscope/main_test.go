@@ -120,6 +120,9 @@ func TestAnalyzeWritesIncidentJSON(t *testing.T) {
 	if !strings.Contains(stdout, "ddl_lock_queue on sale_order") || !strings.Contains(stdout, fmt.Sprintf("root blocker: pid %d", truth.Root.PID)) {
 		t.Errorf("summary does not name the incident and its root blocker:\n%s", stdout)
 	}
+	if pm, err := os.ReadFile(filepath.Join(out, "postmortem.md")); err != nil || !strings.Contains(string(pm), fmt.Sprintf("pid %d", truth.Root.PID)) {
+		t.Errorf("postmortem.md missing or without the root blocker: %v", err)
+	}
 	path := filepath.Join(out, "incident.json")
 	fi, err := os.Stat(path)
 	if err != nil {

@@ -1,0 +1,60 @@
+package report
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Text from the database (query text, application names) is untrusted: it
+// must not break the Markdown or smuggle HTML into it.
+
+var backticks = regexp.MustCompile("`+")
+
+// fence puts s in a fenced code block whose fence is longer than any run of
+// backticks inside it.
+func fence(lang, s string) string {
+	n := 3
+	for _, m := range backticks.FindAllString(s, -1) {
+		n = max(n, len(m)+1)
+	}
+	f := strings.Repeat("`", n)
+	return f + lang + "\n" + strings.TrimRight(s, "\n") + "\n" + f
+}
+
+// cell makes s safe inside a Markdown table cell: one line, no pipes, no
+// HTML, and at most n runes.
+func cell(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return inline(s)
+}
+
+// inline escapes s for running Markdown text: HTML and Markdown markup are
+// shown, not interpreted.
+func inline(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '|', '\\', '`', '*', '_', '[', ']', '#', '~':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n', '\r', '\t':
+			b.WriteByte(' ')
+		default:
+			if r < 0x20 || r == 0x7f {
+				b.WriteRune('�')
+				continue
+			}
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
