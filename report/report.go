@@ -66,7 +66,9 @@ func Markdown(res *analyze.Result) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Write writes dir/postmortem.md (0600: it quotes query text).
+// Write writes dir/postmortem.md and, per incident, the blocking graph at
+// its peak as blocking-N.dot and blocking-N.svg (all 0600: they quote
+// query text and application names).
 func Write(ctx context.Context, dir string, res *analyze.Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -78,11 +80,33 @@ func Write(ctx context.Context, dir string, res *analyze.Result) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write post-mortem: %w", err)
 	}
-	path := filepath.Join(dir, "postmortem.md")
-	if err := os.WriteFile(path+".tmp", md, 0o600); err != nil {
-		return fmt.Errorf("write post-mortem: %w", err)
+	for _, inc := range res.Incidents {
+		dot := BlockingDOT(inc)
+		svg, err := SVG(ctx, dot)
+		if err != nil {
+			return fmt.Errorf("incident %d blocking graph: %w", inc.ID, err)
+		}
+		base := filepath.Join(dir, fmt.Sprintf("blocking-%d", inc.ID))
+		if err := writeFile(base+".dot", []byte(dot)); err != nil {
+			return err
+		}
+		if err := writeFile(base+".svg", svg); err != nil {
+			return err
+		}
 	}
-	return os.Rename(path+".tmp", path)
+	return writeFile(filepath.Join(dir, "postmortem.md"), md)
+}
+
+// writeFile writes a report file 0600 under a temporary name and renames
+// it into place.
+func writeFile(path string, data []byte) error {
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 // tplus is t's offset from start: T+4.1 s, or T−0.1 s before it.

@@ -1,10 +1,15 @@
 package report
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,5 +130,100 @@ func checkTables(t *testing.T, s string) {
 		} else if n != cells {
 			t.Errorf("table row with %d separators, header has %d: %s", n, cells, line)
 		}
+	}
+}
+
+// The blocking graph's DOT is golden; its SVG is parsed and must hold the
+// root blocker, the DDL and the grouped waiters.
+func TestBlockingGraph(t *testing.T) {
+	dirs, _ := filepath.Glob("../fixtures/*/recording")
+	for _, d := range dirs {
+		name := filepath.Base(filepath.Dir(d))
+		t.Run(name, func(t *testing.T) {
+			res := analyzeFixture(t, name)
+			inc := res.Incidents[0]
+			dot := BlockingDOT(inc)
+			golden := filepath.Join("testdata", name+".blocking-1.dot")
+			if *update {
+				if err := os.WriteFile(golden, []byte(dot), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./report -update)", err)
+			}
+			if diff := cmp.Diff(string(want), dot); diff != "" {
+				t.Errorf("DOT (-want +got):\n%s", diff)
+			}
+			svg, err := SVG(context.Background(), dot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			titles := svgNodeTitles(t, svg)
+			want2 := []string{fmt.Sprintf("pid%d", inc.RootBlockers[0].PID)}
+			if inc.DDL != nil {
+				want2 = append(want2, fmt.Sprintf("pid%d", inc.DDL.PID))
+			}
+			for _, id := range want2 {
+				if !slices.Contains(titles, id) {
+					t.Errorf("SVG nodes %v lack %s", titles, id)
+				}
+			}
+			if len(inc.Waiters) > 8 && !slices.ContainsFunc(titles, func(s string) bool { return strings.HasPrefix(s, "group") }) {
+				t.Errorf("%d waiters drawn without grouping: %v", len(inc.Waiters), titles)
+			}
+		})
+	}
+}
+
+// svgNodeTitles parses an SVG and returns the titles of its node groups.
+func svgNodeTitles(t *testing.T, svg []byte) []string {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	dec.Strict = false
+	var titles []string
+	inNode, inTitle := false, false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			if e.Name.Local == "g" {
+				for _, a := range e.Attr {
+					if a.Name.Local == "class" && a.Value == "node" {
+						inNode = true
+					}
+				}
+			}
+			inTitle = inNode && e.Name.Local == "title"
+		case xml.CharData:
+			if inTitle {
+				titles = append(titles, string(e))
+				inTitle, inNode = false, false
+			}
+		}
+	}
+	return titles
+}
+
+// DOT built from hostile text still parses and renders.
+func TestHostileDOT(t *testing.T) {
+	res := analyzeFixture(t, "cron-vs-alter")
+	inc := res.Incidents[0]
+	inc.RootBlockers[0].ApplicationName = `x" ]; evil [label="pwned"]; "\N\l<b>` + "\n}"
+	inc.RootBlockers[0].State = `a\"b`
+	dot := BlockingDOT(inc)
+	svg, err := SVG(context.Background(), dot)
+	if err != nil {
+		t.Fatalf("hostile DOT does not render: %v\n%s", err, dot)
+	}
+	if slices.Contains(svgNodeTitles(t, svg), "evil") {
+		t.Error("an application name injected a node")
 	}
 }
