@@ -81,6 +81,17 @@ func Write(ctx context.Context, dir string, res *analyze.Result) error {
 		return fmt.Errorf("write post-mortem: %w", err)
 	}
 	for _, inc := range res.Incidents {
+		tl := TimelineDOT(inc)
+		tsvg, err := SVG(ctx, tl)
+		if err != nil {
+			return fmt.Errorf("incident %d timeline: %w", inc.ID, err)
+		}
+		if err := writeFile(filepath.Join(dir, fmt.Sprintf("timeline-%d.dot", inc.ID)), []byte(tl)); err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(dir, fmt.Sprintf("timeline-%d.svg", inc.ID)), tsvg); err != nil {
+			return err
+		}
 		dot := BlockingDOT(inc)
 		svg, err := SVG(ctx, dot)
 		if err != nil {
@@ -91,6 +102,13 @@ func Write(ctx context.Context, dir string, res *analyze.Result) error {
 			return err
 		}
 		if err := writeFile(base+".svg", svg); err != nil {
+			return err
+		}
+		chart, err := QueueChart(inc)
+		if err != nil {
+			return fmt.Errorf("incident %d queue chart: %w", inc.ID, err)
+		}
+		if err := writeFile(filepath.Join(dir, fmt.Sprintf("queue-%d.svg", inc.ID)), chart); err != nil {
 			return err
 		}
 	}
@@ -210,47 +228,49 @@ func rels(r []string) string {
 	return inline(strings.Join(r, ", "))
 }
 
-// Event is one row of an incident's timeline.
+// Event is one row of an incident's timeline. Who names the sessions it
+// involves, as node ids of the timeline graph.
 type Event struct {
 	At   time.Time
 	What string
+	Who  []string
 }
 
 // timeline lists what the recording shows, in time order.
 func timeline(inc analyze.Incident) []Event {
 	var ev []Event
-	add := func(t time.Time, what string) { ev = append(ev, Event{t.UTC(), what}) }
+	add := func(t time.Time, what string, who ...string) { ev = append(ev, Event{t.UTC(), what, who}) }
 	for _, r := range inc.RootBlockers {
 		if r.XactStart != nil && r.XactStart.Before(inc.Start) {
-			add(*r.XactStart, fmt.Sprintf("root blocker pid %d (%s) begins its transaction", r.PID, r.Role))
+			add(*r.XactStart, fmt.Sprintf("root blocker pid %d (%s) begins its transaction", r.PID, r.Role), nodeID(r.PID))
 		}
 	}
 	if d := inc.DDL; d != nil && d.FirstWait != nil {
-		add(*d.FirstWait, fmt.Sprintf("DDL pid %d seen waiting for %s on %s", d.PID, d.Mode, inline(d.Relation)))
+		add(*d.FirstWait, fmt.Sprintf("DDL pid %d seen waiting for %s on %s", d.PID, d.Mode, inline(d.Relation)), nodeID(d.PID))
 	}
-	add(inc.Start, "the lock queue is first seen")
+	add(inc.Start, "the lock queue is first seen", "waiters")
 	next := 10
 	for _, q := range inc.Queue {
 		for q.Depth >= next {
-			add(q.TS, fmt.Sprintf("queue on %s reaches %d", inline(q.Relation), next))
+			add(q.TS, fmt.Sprintf("queue on %s reaches %d", inline(q.Relation), next), "waiters")
 			next *= 5
 		}
 	}
-	add(inc.PeakAt, fmt.Sprintf("peak: %d sessions waiting", inc.PeakWaiters))
+	add(inc.PeakAt, fmt.Sprintf("peak: %d sessions waiting", inc.PeakWaiters), "waiters")
 	for _, r := range inc.RootBlockers {
 		if r.Gone != nil {
 			how := "releases its locks"
 			if r.Ended {
 				how = "is gone (terminated or disconnected)"
 			}
-			add(*r.Gone, fmt.Sprintf("root blocker pid %d %s", r.PID, how))
+			add(*r.Gone, fmt.Sprintf("root blocker pid %d %s", r.PID, how), nodeID(r.PID))
 		}
 	}
 	if d := inc.DDL; d != nil && d.Settled != nil {
-		add(*d.Settled, fmt.Sprintf("DDL pid %d: %s", d.PID, strings.ReplaceAll(d.Outcome, "_", " ")))
+		add(*d.Settled, fmt.Sprintf("DDL pid %d: %s", d.PID, strings.ReplaceAll(d.Outcome, "_", " ")), nodeID(d.PID))
 	}
 	if inc.End != nil {
-		add(*inc.End, "the queue has drained")
+		add(*inc.End, "the queue has drained", "waiters")
 	}
 	for _, g := range inc.Gaps {
 		add(g.Start, "no samples until "+g.End.UTC().Format("15:04:05")+" ("+inline(g.Reason)+")")

@@ -227,3 +227,57 @@ func TestHostileDOT(t *testing.T) {
 		t.Error("an application name injected a node")
 	}
 }
+
+// The queue chart is SVG naming each relation and the root blocker's end.
+func TestQueueChart(t *testing.T) {
+	res := analyzeFixture(t, "chain")
+	inc := res.Incidents[0]
+	svg, err := QueueChart(inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	inText := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart SVG does not parse: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			inText = e.Name.Local == "text"
+		case xml.CharData:
+			if inText {
+				texts = append(texts, string(e))
+			}
+		case xml.EndElement:
+			inText = false
+		}
+	}
+	all := strings.Join(texts, "|")
+	for _, want := range append(slices.Clone(inc.Relations), fmt.Sprintf("root blocker %d gone", inc.RootBlockers[0].PID), "sessions waiting") {
+		if !strings.Contains(all, want) {
+			t.Errorf("chart text %q lacks %q", all, want)
+		}
+	}
+}
+
+// The timeline graph renders and ties events to the root blocker.
+func TestTimelineGraph(t *testing.T) {
+	for _, name := range []string{"cron-vs-alter", "row-contention", "lock-timeout-retry"} {
+		res := analyzeFixture(t, name)
+		inc := res.Incidents[0]
+		svg, err := SVG(context.Background(), TimelineDOT(inc))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		titles := svgNodeTitles(t, svg)
+		if !slices.Contains(titles, fmt.Sprintf("pid%d", inc.RootBlockers[0].PID)) || !slices.Contains(titles, "waiters") || !slices.Contains(titles, "e1") {
+			t.Errorf("%s: timeline nodes %v", name, titles)
+		}
+	}
+}
