@@ -23,6 +23,7 @@ func QueueChart(inc analyze.Incident) ([]byte, error) {
 	p.Y.Label.Text = "sessions waiting"
 	p.Y.Min = 0
 	p.Legend.Top = true
+	p.Legend.Left = true
 
 	series := map[string]plotter.XYs{}
 	var rels []string
@@ -33,6 +34,11 @@ func QueueChart(inc analyze.Incident) ([]byte, error) {
 		series[q.Relation] = append(series[q.Relation], plotter.XY{X: q.TS.Sub(inc.Start).Seconds(), Y: float64(q.Depth)})
 	}
 	slices.Sort(rels)
+	if inc.End != nil { // drained: every queue ends at zero
+		for _, rel := range rels {
+			series[rel] = append(series[rel], plotter.XY{X: inc.End.Sub(inc.Start).Seconds(), Y: 0})
+		}
+	}
 	maxY := 1.0
 	for i, rel := range rels {
 		line, err := plotter.NewLine(series[rel])
@@ -48,7 +54,10 @@ func QueueChart(inc analyze.Incident) ([]byte, error) {
 			maxY = max(maxY, xy.Y)
 		}
 	}
-	p.Y.Max = maxY * 1.15
+	// Head room for the legend above the lines.
+	p.Y.Max = maxY * 1.7
+	p.X.Min = 0
+	p.X.Max = max(inc.Duration, 1) * 1.08
 	mark := func(at float64, name string, c color.Color) error {
 		l, err := plotter.NewLine(plotter.XYs{{X: at, Y: 0}, {X: at, Y: maxY * 1.1}})
 		if err != nil {

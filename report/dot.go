@@ -96,7 +96,7 @@ func BlockingDOT(inc analyze.Incident) string {
 	b.WriteString("digraph blocking {\n")
 	fmt.Fprintf(&b, "  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11, labelloc=t, label=\"%s\"];\n",
 		dotStringN(fmt.Sprintf("Incident %d at its peak, %s UTC: %d sessions waiting", inc.ID, inc.PeakAt.UTC().Format("15:04:05.000"), inc.PeakWaiters), 200))
-	b.WriteString("  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];\n")
+	b.WriteString("  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", margin=\"0.2,0.08\"];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=9, dir=back];\n")
 
 	drawn := map[int32]bool{}
@@ -191,7 +191,7 @@ func TimelineDOT(inc analyze.Incident) string {
 	b.WriteString("digraph timeline {\n")
 	fmt.Fprintf(&b, "  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11, labelloc=t, nodesep=0.3, label=\"%s\"];\n",
 		dotStringN(fmt.Sprintf("Incident %d timeline (UTC)", inc.ID), 200))
-	b.WriteString("  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];\n")
+	b.WriteString("  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", margin=\"0.2,0.06\"];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=8];\n")
 	events := timeline(inc)
 	involved := map[string]bool{}

@@ -236,7 +236,8 @@ type Event struct {
 	Who  []string
 }
 
-// timeline lists what the recording shows, in time order.
+// timeline lists what the recording shows, in time order. What is plain
+// text: the template escapes it for Markdown, the DOT builder for DOT.
 func timeline(inc analyze.Incident) []Event {
 	var ev []Event
 	add := func(t time.Time, what string, who ...string) { ev = append(ev, Event{t.UTC(), what, who}) }
@@ -246,13 +247,13 @@ func timeline(inc analyze.Incident) []Event {
 		}
 	}
 	if d := inc.DDL; d != nil && d.FirstWait != nil {
-		add(*d.FirstWait, fmt.Sprintf("DDL pid %d seen waiting for %s on %s", d.PID, d.Mode, inline(d.Relation)), nodeID(d.PID))
+		add(*d.FirstWait, fmt.Sprintf("DDL pid %d seen waiting for %s on %s", d.PID, d.Mode, d.Relation), nodeID(d.PID))
 	}
 	add(inc.Start, "the lock queue is first seen", "waiters")
 	next := 10
 	for _, q := range inc.Queue {
 		for q.Depth >= next {
-			add(q.TS, fmt.Sprintf("queue on %s reaches %d", inline(q.Relation), next), "waiters")
+			add(q.TS, fmt.Sprintf("queue on %s reaches %d", q.Relation, next), "waiters")
 			next *= 5
 		}
 	}
@@ -273,7 +274,7 @@ func timeline(inc analyze.Incident) []Event {
 		add(*inc.End, "the queue has drained", "waiters")
 	}
 	for _, g := range inc.Gaps {
-		add(g.Start, "no samples until "+g.End.UTC().Format("15:04:05")+" ("+inline(g.Reason)+")")
+		add(g.Start, "no samples until "+g.End.UTC().Format("15:04:05")+" ("+g.Reason+")")
 	}
 	// Stable order: by time, then as added.
 	for i := 1; i < len(ev); i++ {

@@ -143,19 +143,8 @@ func TestBlockingGraph(t *testing.T) {
 			res := analyzeFixture(t, name)
 			inc := res.Incidents[0]
 			dot := BlockingDOT(inc)
-			golden := filepath.Join("testdata", name+".blocking-1.dot")
-			if *update {
-				if err := os.WriteFile(golden, []byte(dot), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./report -update)", err)
-			}
-			if diff := cmp.Diff(string(want), dot); diff != "" {
-				t.Errorf("DOT (-want +got):\n%s", diff)
-			}
+			checkGolden(t, name+".blocking-1.dot", dot)
+			checkGolden(t, name+".timeline-1.dot", TimelineDOT(inc))
 			svg, err := SVG(context.Background(), dot)
 			if err != nil {
 				t.Fatal(err)
@@ -278,6 +267,62 @@ func TestTimelineGraph(t *testing.T) {
 		titles := svgNodeTitles(t, svg)
 		if !slices.Contains(titles, fmt.Sprintf("pid%d", inc.RootBlockers[0].PID)) || !slices.Contains(titles, "waiters") || !slices.Contains(titles, "e1") {
 			t.Errorf("%s: timeline nodes %v", name, titles)
+		}
+	}
+}
+
+func checkGolden(t *testing.T, file, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", file)
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", file, diff)
+	}
+}
+
+// Several incidents get an index at the top and a section each.
+func TestSeveralIncidents(t *testing.T) {
+	res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{"../fixtures/cron-vs-alter/recording", "../fixtures/row-contention/recording"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 2 {
+		t.Fatalf("%d incidents", len(res.Incidents))
+	}
+	dir := t.TempDir()
+	if err := Write(context.Background(), dir, res); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "postmortem.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	for _, want := range []string{"## Incidents", "[1](#incident-1)", "[2](#incident-2)", `<a id="incident-2"></a>`, "## Incident 2: row_lock_contention"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("post-mortem lacks %q", want)
+		}
+	}
+	index, section := strings.Index(s, "## Incidents"), strings.Index(s, "## Incident 1:")
+	if index < 0 || section < index {
+		t.Error("the index does not come before the incidents")
+	}
+	for _, f := range []string{"blocking-1.svg", "blocking-2.svg", "timeline-2.svg", "queue-2.svg"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
 }
