@@ -59,10 +59,21 @@ func (c *cursor[T]) peek(out *T) bool {
 // skip consumes the current row.
 func (c *cursor[T]) skip() { c.row++ }
 
-func (c *cursor[T]) advance() bool {
+func (c *cursor[T]) advance() (ok bool) {
 	if c.err != nil {
 		return false
 	}
+	// A damaged file must give an error naming it, never a panic.
+	defer func() {
+		if p := recover(); p != nil {
+			name := "recording"
+			if c.next > 0 {
+				name = c.files[c.next-1]
+			}
+			c.err = fmt.Errorf("read %s: damaged file: %v", name, p)
+			ok = false
+		}
+	}()
 	if c.rec != nil {
 		c.rec.Release()
 		c.rec = nil
