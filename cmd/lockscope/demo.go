@@ -14,6 +14,7 @@ import (
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
+	reportpkg "github.com/lockscope/lockscope/report"
 )
 
 func demoCommand() *cobra.Command {
@@ -31,8 +32,8 @@ the classic incident: a cron transaction idle in transaction holds
 RowExclusiveLock on a hot table, a module upgrade's ALTER TABLE queues for
 AccessExclusiveLock behind it, and workers queue behind the ALTER. The root
 blocker is then terminated and the queue drains. The server is removed
-afterwards; the recording stays, is analysed, and the paths of the recording
-and of incident.json are printed.
+afterwards; the recording stays, is analysed, and the paths of the recording,
+postmortem.md and incident.json are printed.
 ` + cli.ExitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -94,8 +95,11 @@ and of incident.json are printed.
 			if err := writeJSON(report, res); err != nil {
 				return err
 			}
+			if err := reportpkg.Write(ctx, report, res); err != nil {
+				return err
+			}
 			summarize(w, res)
-			fmt.Fprintf(w, "\nwrote %s\n", filepath.Join(report, "incident.json"))
+			fmt.Fprintf(w, "\nwrote %s and %s\n", filepath.Join(report, "postmortem.md"), filepath.Join(report, "incident.json"))
 			return nil
 		},
 	}
