@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-short demo demo-live fixtures bench lint ci postgres
+.PHONY: help build test test-short test-versions demo demo-live fixtures bench lint ci postgres
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,9 @@ postgres: ## install PostgreSQL and PgBouncer for the tests if they are missing
 
 test: postgres ## run every test, against throwaway PostgreSQL servers
 	$(GO) test -count=1 -timeout 9m $(PKGS)
+
+test-versions: postgres ## run the database tests on PostgreSQL 13-18 (binaries from npm, cached outside the repo)
+	./fixtures/test-versions.sh
 
 test-short: ## run the tests that need no database
 	$(GO) test -short -count=1 $(PKGS)
