@@ -70,6 +70,8 @@ type graph struct {
 	held map[Backend][]*recording.Lock
 	// pooled holds the pids PgBouncer's SHOW SERVERS links to a pool.
 	pooled map[int32]bool
+	// rev maps a blocker to its direct waiters (built by behind).
+	rev map[Backend][]Backend
 }
 
 // buildGraph builds the wait-for graph of one full sample. quiet allows a
@@ -241,10 +243,13 @@ func (g *graph) roots() []Backend {
 
 // behind returns the waiters that transitively wait for b.
 func (g *graph) behind(b Backend) []Backend {
-	rev := map[Backend][]Backend{}
-	for _, e := range g.edges {
-		rev[e.Blocker] = append(rev[e.Blocker], e.Waiter)
+	if g.rev == nil { // built once per graph: behind is asked for every root and DDL
+		g.rev = map[Backend][]Backend{}
+		for _, e := range g.edges {
+			g.rev[e.Blocker] = append(g.rev[e.Blocker], e.Waiter)
+		}
 	}
+	rev := g.rev
 	seen := map[Backend]bool{b: true}
 	queue := []Backend{b}
 	var out []Backend
