@@ -44,21 +44,7 @@ func TestAnalyzeStagedCronVsAlter(t *testing.T) {
 		{"ir_attachment", 5, "erp-prod"},
 	} {
 		t.Run(c.table, func(t *testing.T) {
-			db := pgtest.NewDatabase(t, srv)
-			out := filepath.Join(t.TempDir(), "rec")
-			truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
-				DSN: db, Capture: fastCapture(out), Hold: 2 * time.Second,
-				Stage: scenario.Options{Table: c.table, Workers: c.workers, AppPrefix: c.prefix},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{out}, Allocator: mem})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mem.AssertSize(t, 0)
+			truth, res := record(t, "cron-vs-alter", scenario.Options{Table: c.table, Workers: c.workers, AppPrefix: c.prefix})
 			if len(res.Incidents) != 1 {
 				t.Fatalf("found %d incidents, want 1: %+v", len(res.Incidents), res.Incidents)
 			}
