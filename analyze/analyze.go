@@ -66,44 +66,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Allocator == nil {
 		cfg.Allocator = memory.NewGoAllocator()
 	}
-	if len(cfg.Dirs) == 0 {
-		return nil, errors.New("analyze: no recording directory given")
+	segs, err := segments(cfg)
+	if err != nil {
+		return nil, err
 	}
-	var segs []recording.Segment
-	for _, dir := range cfg.Dirs {
-		s, err := recording.List(dir)
-		if err != nil {
-			return nil, fmt.Errorf("analyze: %w", err)
-		}
-		if js, _ := recording.Journals(dir); len(js) > 0 {
-			cfg.Logger.Warn("the recording has an open segment (a capture is running, or was killed): run `lockscope recover` to include it", "dir", dir)
-		}
-		segs = append(segs, s...)
-	}
-	segs = slices.DeleteFunc(segs, func(s recording.Segment) bool {
-		return (cfg.Cluster != "" && s.Meta.Cluster != cfg.Cluster) ||
-			(!cfg.Since.IsZero() && s.Meta.EndUS < cfg.Since.UnixMicro()) ||
-			(!cfg.Until.IsZero() && s.Meta.StartUS > cfg.Until.UnixMicro())
-	})
-	if len(segs) == 0 {
-		return nil, fmt.Errorf("analyze %v: %w (no sealed segments in range)", cfg.Dirs, ErrEmpty)
-	}
-	clusters := map[string]bool{}
-	for _, s := range segs {
-		clusters[s.Meta.Cluster] = true
-	}
-	if len(clusters) > 1 {
-		return nil, fmt.Errorf("analyze: the recordings hold %d clusters; pick one with --cluster", len(clusters))
-	}
-	slices.SortFunc(segs, func(a, b recording.Segment) int {
-		switch {
-		case a.Meta.StartUS < b.Meta.StartUS:
-			return -1
-		case a.Meta.StartUS > b.Meta.StartUS:
-			return 1
-		}
-		return 0
-	})
 
 	res := &Result{SchemaVersion: SchemaVersion, Incidents: []Incident{}}
 	rec := &res.Recording
@@ -203,6 +169,54 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rec.Cost = cost.result()
 	res.Incidents = tr.finish(rec.PendingModules)
 	return res, nil
+}
+
+// segments lists the sealed segments of cfg's directories within its time
+// window and cluster, in time order.
+func segments(cfg Config) ([]recording.Segment, error) {
+	if len(cfg.Dirs) == 0 {
+		return nil, errors.New("analyze: no recording directory given")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var segs []recording.Segment
+	for _, dir := range cfg.Dirs {
+		s, err := recording.List(dir)
+		if err != nil {
+			return nil, fmt.Errorf("analyze: %w", err)
+		}
+		if js, _ := recording.Journals(dir); len(js) > 0 {
+			cfg.Logger.Warn("the recording has an open segment (a capture is running, or was killed): run `lockscope recover` to include it", "dir", dir)
+		}
+		segs = append(segs, s...)
+	}
+	segs = slices.DeleteFunc(segs, func(s recording.Segment) bool {
+		return (cfg.Cluster != "" && s.Meta.Cluster != cfg.Cluster) ||
+			(!cfg.Since.IsZero() && s.Meta.EndUS < cfg.Since.UnixMicro()) ||
+			(!cfg.Until.IsZero() && s.Meta.StartUS > cfg.Until.UnixMicro())
+	})
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("analyze %v: %w (no sealed segments in range)", cfg.Dirs, ErrEmpty)
+	}
+	clusters := map[string]bool{}
+	for _, s := range segs {
+		clusters[s.Meta.Cluster] = true
+	}
+	if len(clusters) > 1 {
+		return nil, fmt.Errorf("analyze: the recordings hold %d clusters; pick one with --cluster", len(clusters))
+	}
+	slices.SortFunc(segs, func(a, b recording.Segment) int {
+		switch {
+		case a.Meta.StartUS < b.Meta.StartUS:
+			return -1
+		case a.Meta.StartUS > b.Meta.StartUS:
+			return 1
+		}
+		return 0
+	})
+
+	return segs, nil
 }
 
 func coveredByGap(gaps []Gap, a, b int64) bool {

@@ -3,6 +3,7 @@ package analyze_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,8 +46,39 @@ func TestAnalyzeRecordedFixtures(t *testing.T) {
 			}
 			checkIncident(t, truth, res)
 			checkTables(t, res, mem)
+			checkWaiting(t, res)
 			mem.AssertSize(t, 0)
 		})
+	}
+}
+
+// checkWaiting checks the waiting series against the incident's totals:
+// it sums to WaiterSeconds, peaks at PeakWaiters at PeakAt, and
+// WaiterSecondsBetween splits it at any instant without loss.
+func checkWaiting(t *testing.T, res *analyze.Result) {
+	t.Helper()
+	for _, inc := range res.Incidents {
+		var sum float64
+		peak, peakAt := 0, time.Time{}
+		for _, p := range inc.Waiting {
+			sum += float64(p.Waiters) * p.Seconds
+			if p.Waiters > peak {
+				peak, peakAt = p.Waiters, p.TS
+			}
+		}
+		if math.Abs(sum-inc.WaiterSeconds) > 0.01*float64(len(inc.Waiting))+0.01 {
+			t.Errorf("incident %d: waiting series sums to %.3f waiter-seconds, incident says %.3f", inc.ID, sum, inc.WaiterSeconds)
+		}
+		if peak != inc.PeakWaiters || !peakAt.Equal(inc.PeakAt) {
+			t.Errorf("incident %d: waiting series peaks at %d at %v, incident says %d at %v", inc.ID, peak, peakAt, inc.PeakWaiters, inc.PeakAt)
+		}
+		far := inc.Start.Add(-time.Hour)
+		whole := inc.WaiterSecondsBetween(far, far.Add(100*time.Hour))
+		mid := inc.Start.Add(time.Duration(inc.Duration * float64(time.Second) / 2))
+		a, b := inc.WaiterSecondsBetween(far, mid), inc.WaiterSecondsBetween(mid, far.Add(100*time.Hour))
+		if math.Abs(whole-inc.WaiterSeconds) > 0.01*float64(len(inc.Waiting))+0.01 || math.Abs(a+b-whole) > 0.01 || a <= 0 || b < 0 {
+			t.Errorf("incident %d: WaiterSecondsBetween: whole %.3f (want %.3f), halves %.3f + %.3f", inc.ID, whole, inc.WaiterSeconds, a, b)
+		}
 	}
 }
 

@@ -714,6 +714,10 @@ func (inc *incState) export(id int) Incident {
 			x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up: a lock_timeout with retries; %s", d.attempts, d.mode, d.evidence)
 		}
 	}
+	x.Waiting = make([]WaitingPoint, 0, len(inc.series))
+	for _, p := range inc.series {
+		x.Waiting = append(x.Waiting, WaitingPoint{TS: time.UnixMicro(p.ts).UTC(), Waiters: p.waiters, Seconds: round3(p.dt)})
+	}
 	x.Actions, x.Protected = containment(&x, inc)
 	x.WhatIf = whatIf(&x, inc)
 	x.EdgeLog = inc.edgeLog

@@ -99,6 +99,10 @@ type Incident struct {
 	Waiters []Session `json:"waiters"`
 	// Queue is the queue depth on each relation over time.
 	Queue []QueuePoint `json:"queue"`
+	// Waiting is how many sessions of the incident waited at each full
+	// sample, and for how long that sample stands (to the next sample,
+	// gaps excluded): WaiterSeconds is its sum of Waiters × Seconds.
+	Waiting []WaitingPoint `json:"waiting"`
 	// Gaps inside the incident: sampling was interrupted.
 	Gaps []Gap `json:"gaps"`
 	// Edges counts the wait-for edges seen, by kind.
@@ -235,6 +239,27 @@ type DDL struct {
 	// still waits).
 	FirstWait *time.Time `json:"first_wait"`
 	Settled   *time.Time `json:"settled"`
+}
+
+// WaitingPoint is the number of waiting sessions at one sample.
+type WaitingPoint struct {
+	TS      time.Time `json:"ts"`
+	Waiters int       `json:"waiters"`
+	Seconds float64   `json:"seconds"`
+}
+
+// WaiterSecondsBetween integrates the incident's waiting sessions over
+// [from, to]: the part of WaiterSeconds that fell in that stretch.
+func (x *Incident) WaiterSecondsBetween(from, to time.Time) float64 {
+	var sum float64
+	for _, p := range x.Waiting {
+		end := p.TS.Add(time.Duration(p.Seconds * float64(time.Second)))
+		a, b := max(p.TS.UnixMicro(), from.UnixMicro()), min(end.UnixMicro(), to.UnixMicro())
+		if b > a {
+			sum += float64(p.Waiters) * float64(b-a) / 1e6
+		}
+	}
+	return round3(sum)
 }
 
 // QueuePoint is the lock queue on one relation at one sample.
