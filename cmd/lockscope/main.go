@@ -19,9 +19,10 @@ func main() {
   capture   record pg_stat_activity, pg_locks and pg_blocking_pids into a recording
   recover   seal the open segment a killed recorder left behind
   analyze   explain the lock-queue incidents of a recording
+  replay    show what the runbook's psql queries would have printed at a moment
   demo      stage an incident on a throwaway PostgreSQL, record and analyse it`,
 		Version: recording.Version,
 	}
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), demoCommand())
+	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), demoCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }
