@@ -163,3 +163,7 @@ func displayLines(s string) []string {
 	}
 	return append(lines, cur.String())
 }
+
+// Printable escapes what a terminal would interpret in recorded text
+// (control characters, invalid bytes) the way the views do.
+func Printable(s string) string { return strings.Join(displayLines(s), "\n") }

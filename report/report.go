@@ -156,6 +156,11 @@ func human(s float64) string {
 	return fmt.Sprintf("%.1f s", s)
 }
 
+// Summary is the incident in one paragraph, as the post-mortem opens it:
+// what, where, when, the root cause in a sentence, the blast radius, how it
+// ended. Names and states are quoted as Markdown code spans.
+func Summary(inc analyze.Incident) string { return summary(inc) }
+
 // summary is the incident in one paragraph: what, where, when, the root
 // cause in a sentence, the blast radius, how it ended.
 func summary(inc analyze.Incident) string {

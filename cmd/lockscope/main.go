@@ -20,9 +20,10 @@ func main() {
   recover   seal the open segment a killed recorder left behind
   analyze   explain the lock-queue incidents of a recording
   replay    show what the runbook's psql queries would have printed at a moment
+  train     step a trainee through a recorded incident, with questions and a score
   demo      stage an incident on a throwaway PostgreSQL, record and analyse it`,
 		Version: recording.Version,
 	}
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), demoCommand())
+	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), trainCommand(), demoCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }

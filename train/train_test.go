@@ -1,0 +1,191 @@
+package train_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/capture"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
+	"github.com/lockscope/lockscope/fixtures/scenario"
+	"github.com/lockscope/lockscope/train"
+)
+
+var srv *pgtest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.RunMain(m, &srv, pgtest.Options{}))
+}
+
+// rightAnswers are the runbook's answers for a staged incident, from what
+// was staged: the root blocker first, terminated because it sits idle in
+// transaction, the bystander (or the waiting DDL) left alone, the change
+// finished forward once the blocker is gone, and a queue that grew.
+func rightAnswers(truth scenario.Truth) map[string]string {
+	leave := truth.DDL.PID
+	if len(truth.Bystanders) > 0 {
+		leave = truth.Bystanders[0].PID
+	}
+	return map[string]string{
+		train.KindTrend:    "growing",
+		train.KindFirstPID: fmt.Sprint(truth.Root.PID),
+		train.KindAction:   "terminate",
+		train.KindHandsOff: fmt.Sprint(leave),
+		train.KindPath:     "finish-forward",
+	}
+}
+
+// wrongAnswers picks, for each question, a choice other than the right one.
+func script(t *testing.T, d *train.Drill, answers map[string]string, wrong bool) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("blocking\n") // look before answering
+	for _, q := range d.Questions {
+		want, ok := answers[q.Kind]
+		if !ok {
+			t.Fatalf("no scripted answer for a %s question", q.Kind)
+		}
+		if wrong {
+			for _, c := range q.Choices {
+				if c.Key != want {
+					want = c.Key
+					break
+				}
+			}
+		}
+		b.WriteString(want + "\n")
+	}
+	return b.String()
+}
+
+func stage(t *testing.T, name string, opts scenario.Options) (scenario.Truth, string) {
+	t.Helper()
+	db := pgtest.NewDatabase(t, srv)
+	out := filepath.Join(t.TempDir(), "rec")
+	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
+		DSN: db, Scenario: name, Stage: opts, Hold: 2 * time.Second,
+		Capture: capture.Config{Out: out, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond,
+			BurstInterval: 100 * time.Millisecond, BurstHold: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return truth, out
+}
+
+// A trainee answering a freshly recorded incident from the runbook scores
+// every point; one who picks another choice each time scores none. The
+// answers come from what was staged, not from the analysis.
+func TestTrainScriptedAnswers(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	cases := []struct {
+		scenario string
+		opts     scenario.Options
+		kinds    []string
+	}{
+		{"cron-vs-alter", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "erp"},
+			[]string{train.KindTrend, train.KindFirstPID, train.KindAction, train.KindHandsOff, train.KindPath}},
+		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"},
+			[]string{train.KindTrend, train.KindFirstPID, train.KindAction, train.KindHandsOff, train.KindPath}},
+	}
+	for _, c := range cases {
+		t.Run(c.scenario, func(t *testing.T) {
+			ctx := context.Background()
+			truth, rec := stage(t, c.scenario, c.opts)
+			d, err := train.New(ctx, analyze.Config{Dirs: []string{rec}}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, q := range d.Questions {
+				kinds = append(kinds, q.Kind)
+			}
+			if strings.Join(kinds, ",") != strings.Join(c.kinds, ",") {
+				t.Fatalf("questions %v, want %v", kinds, c.kinds)
+			}
+			answers := rightAnswers(truth)
+			var out strings.Builder
+			score, err := train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, false)), &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if score.Right() != len(d.Questions) {
+				t.Errorf("right answers scored %d of %d:\n%s", score.Right(), len(d.Questions), out.String())
+			}
+			for _, want := range []string{" waiting_pid | waiting_app ", fmt.Sprintf("Score: %d of %d.", len(d.Questions), len(d.Questions)),
+				"What happened: ", "Fastest correct containment: terminate pid " + fmt.Sprint(truth.Root.PID)} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+			out.Reset()
+			score, err = train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, true)), &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if score.Right() != 0 || !strings.Contains(out.String(), "Not quite: the answer is") {
+				t.Errorf("wrong answers scored %d:\n%s", score.Right(), out.String())
+			}
+		})
+	}
+}
+
+// The line mode re-asks after an answer that names no choice, accepts
+// letters and values, and counts questions left at the end of input as
+// missed. Runs offline on a committed recording.
+func TestTrainLineMode(t *testing.T) {
+	ctx := context.Background()
+	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../fixtures/cron-vs-alter/recording"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Questions) < 4 {
+		t.Fatalf("%d questions", len(d.Questions))
+	}
+	first := d.Questions[0]
+	letter := d.Letter(0, first.Answer)
+	var out strings.Builder
+	score, err := train.RunLines(ctx, d, strings.NewReader("maybe\nverify\n"+strings.ToUpper(letter)+"\n"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := out.String()
+	for _, want := range []string{`"maybe" is not one of the choices`, " lock_waiters ", "Right. ", fmt.Sprintf("Score: 1 of %d.", len(d.Questions)), "(no answer; right: "} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
+		}
+	}
+	if len(score.Answers) != len(d.Questions) || !score.Answers[0].Right || score.Answers[1].Given != "" {
+		t.Errorf("score %+v", score)
+	}
+	// quit ends the drill at once.
+	out.Reset()
+	score, _ = train.RunLines(ctx, d, strings.NewReader("quit\n"), &out)
+	if score.Right() != 0 || strings.Count(out.String(), "Question ") != 1 {
+		t.Errorf("quit: score %d, output:\n%s", score.Right(), out.String())
+	}
+}
+
+// Recorded text is shown escaped: the drill prints nothing a terminal
+// would interpret.
+func TestTrainOutputHasNoControlCharacters(t *testing.T) {
+	ctx := context.Background()
+	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../fixtures/chain/recording"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Incident.Relations = []string{"evil\x1b[2J"}
+	d.Questions[0].Evidence = "evidence\x1b]0;title\x07"
+	var out strings.Builder
+	if _, err := train.RunLines(ctx, d, strings.NewReader("a\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07") {
+		t.Errorf("control characters reached the output: %q", out.String())
+	}
+}
