@@ -21,9 +21,10 @@ func main() {
   analyze   explain the lock-queue incidents of a recording
   replay    show what the runbook's psql queries would have printed at a moment
   train     step a trainee through a recorded incident, with questions and a score
+  lab       stage a real incident on a throwaway PostgreSQL and score the response
   demo      stage an incident on a throwaway PostgreSQL, record and analyse it`,
 		Version: recording.Version,
 	}
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), trainCommand(), demoCommand())
+	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), trainCommand(), labCommand(), demoCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }
