@@ -103,19 +103,25 @@ func (t *Table) WritePsql(w io.Writer) error {
 					line.WriteString("|")
 				}
 				pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(s))
+				right := t.Right != nil && t.Right[i]
+				last := i == n-1
 				line.WriteString(" ")
-				if t.Right != nil && t.Right[i] {
+				switch {
+				case right:
 					line.WriteString(pad + s)
-				} else {
+				case last && !more:
+					line.WriteString(s) // psql does not pad the last column
+				default:
 					line.WriteString(s + pad)
 				}
-				if more {
+				switch {
+				case more:
 					line.WriteString("+")
-				} else {
+				case !last:
 					line.WriteString(" ")
 				}
 			}
-			b.WriteString(strings.TrimRight(line.String(), " "))
+			b.WriteString(line.String())
 			b.WriteString("\n")
 		}
 	}
@@ -139,7 +145,7 @@ func displayLines(s string) []string {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&cur, `\x%02x`, s[i])
+			fmt.Fprintf(&cur, `\x%02X`, s[i])
 			col += 4
 		case r == '\n':
 			lines = append(lines, cur.String())
@@ -153,7 +159,7 @@ func displayLines(s string) []string {
 			cur.WriteString(`\r`)
 			col += 2
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&cur, `\x%02x`, r)
+			fmt.Fprintf(&cur, `\x%02X`, r)
 			col += 4
 		default:
 			cur.WriteRune(r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -200,5 +201,43 @@ func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
 				t.Errorf("locks: waiting rows in another order than live (-live +replay):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The views print what psql prints: the same rows through the real psql
+// and through WritePsql must give the same text.
+func TestPsqlFormatMatchesPsql(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	psql, err := exec.LookPath("psql")
+	if dir := os.Getenv("PG_BIN"); dir != "" {
+		psql, err = filepath.Join(dir, "psql"), nil
+	}
+	if err != nil {
+		t.Fatalf("psql not found: %v", err)
+	}
+	db := pgtest.NewDatabase(t, srv)
+	sql := `SELECT * FROM (VALUES
+		(7, E'select 1,\n  2', NULL::text, true),
+		(12345, 'x', 'idle in transaction', false),
+		(-3, E'tab\there', 'ü', NULL),
+		(0, E'esc\x1b[2Jx\rcr', E'bell\x07', 'f')) v(pid, query, state, granted)`
+	out, err := exec.Command(psql, "-X", "-P", "pager=off", "-d", db, "-c", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	tb := replay.Table{Columns: []string{"pid", "query", "state", "granted"}, Right: []bool{true, false, false, false}}
+	s := func(v string) *string { return &v }
+	tb.Rows = [][]*string{
+		{s("7"), s("select 1,\n  2"), nil, s("t")},
+		{s("12345"), s("x"), s("idle in transaction"), s("f")},
+		{s("-3"), s("tab\there"), s("ü"), nil},
+		{s("0"), s("esc\x1b[2Jx\rcr"), s("bell\x07"), s("f")},
+	}
+	var b strings.Builder
+	if err := tb.WritePsql(&b); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(out), b.String()); diff != "" {
+		t.Errorf("WritePsql differs from psql (-psql +replay):\n%s", diff)
 	}
 }
