@@ -167,3 +167,70 @@ func TestLabInterrupted(t *testing.T) {
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }
+
+// A trainee who follows the runbook in every scenario: find the root with
+// the blocking-graph query (the blocking pid that waits for no one),
+// cancel it if it runs a statement, terminate it if it sits idle in
+// transaction. Every drill is contained with full marks.
+func TestLabRunbookTraineeEveryScenario(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	for _, sc := range scenario.Scenarios {
+		t.Run(sc.Name, func(t *testing.T) {
+			db := pgtest.NewDatabase(t, srv)
+			acted := make(chan int32, 1)
+			score, err := lab.Run(context.Background(), lab.Config{
+				Scenario: sc.Name, DSN: db, TimeLimit: time.Minute,
+				Stage: scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "drill"},
+				Ready: func(lab.Brief) { go runbookTrainee(t, db, acted) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			score.Write(&b)
+			if !score.Contained || score.Points != 100 {
+				t.Errorf("contained %v, %d points:\n%s", score.Contained, score.Points, b.String())
+			}
+			if root := <-acted; len(score.Events) == 0 || score.Events[0].PID != root {
+				t.Errorf("the trainee acted on pid %d; events %+v", root, score.Events)
+			}
+		})
+	}
+}
+
+func runbookTrainee(t *testing.T, dsn string, acted chan<- int32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Error(err)
+		acted <- 0
+		return
+	}
+	defer conn.Close(ctx)
+	time.Sleep(time.Second)
+	for ctx.Err() == nil {
+		var root int32
+		var state string
+		err := conn.QueryRow(ctx, `select distinct b.pid, b.state
+			from pg_stat_activity w
+			join pg_stat_activity b on b.pid = any(pg_blocking_pids(w.pid))
+			where w.datname = current_database()
+			  and cardinality(pg_blocking_pids(b.pid)) = 0`).Scan(&root, &state)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond) // a retrying migration: nobody waits right now
+			continue
+		}
+		fn := "pg_terminate_backend"
+		if state == "active" {
+			fn = "pg_cancel_backend"
+		}
+		if _, err := conn.Exec(ctx, "select "+fn+"($1)", root); err != nil {
+			t.Error(err)
+		}
+		acted <- root
+		return
+	}
+	t.Error("the trainee never found a root blocker")
+	acted <- 0
+}
