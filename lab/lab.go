@@ -400,6 +400,11 @@ func assess(s *Score, truth scenario.Truth, res *analyze.Result) {
 			collateral = append(collateral, fmt.Sprintf("pid %d (%s, %s) %s", e.PID, e.Name, e.Role, e.What))
 		}
 	}
+	if len(s.Events) == 0 {
+		add("protected sessions left alone", 0, 20, "nothing was done: leaving sessions alone earns nothing when the queue is left standing")
+		add("no collateral", 0, 15, "nothing was done")
+		return
+	}
 	switch {
 	case len(truth.Bystanders) == 0 && len(touched) == 0:
 		add("protected sessions left alone", 20, 20, "no backup, replication or admin session was in the picture; none was touched")
