@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -97,16 +98,15 @@ func whatIf(x *Incident, inc *incState) []WhatIf {
 	return out
 }
 
-// behindAt is how many waited behind b at the last sample at or before ts.
+// behindAt is how many waited behind b at the last sample at or before ts
+// (series is in time order: a binary search, as the retry replay asks once
+// per sample).
 func behindAt(series []point, b Backend, ts int64) int {
-	n := 0
-	for _, p := range series {
-		if p.ts > ts {
-			break
-		}
-		n = p.behind[b]
+	i := sort.Search(len(series), func(i int) bool { return series[i].ts > ts })
+	if i == 0 {
+		return 0
 	}
-	return n
+	return series[i-1].behind[b]
 }
 
 // summarizeSeries integrates a replayed count of waiters over the samples.
