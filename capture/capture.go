@@ -145,8 +145,11 @@ type recorder struct {
 	lastFull, lastProbe time.Time
 	lastWait, lastOdoo  time.Time
 	lastOK              time.Time
-	reconnectAt         time.Time
-	backoff             time.Duration
+	// lastTS is the server time (statement_timestamp) of the last sample
+	// written: gaps are stated on the samples' clock.
+	lastTS      int64
+	reconnectAt time.Time
+	backoff     time.Duration
 
 	// sealing runs in its own goroutine; segs is its list of sealed
 	// segments, for retention.
@@ -415,13 +418,18 @@ func (r *recorder) tick(ctx context.Context, now time.Time, period time.Duration
 	if r.burst {
 		tick.Mode = "burst"
 	}
+	for i := range r.pending {
+		if e := &r.pending[i]; e.Kind == recording.EventGap {
+			e.GapEnd = tick.TS
+		}
+	}
 	sample.Events, r.pending = r.pending, nil
 	tick.ClientMicros = processCPU() - cpu0
 	if _, err := r.journal.Append(&sample); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	r.nextID++
-	r.lastOK = now
+	r.lastOK, r.lastTS = now, tick.TS
 	r.lastWarn = ""
 	if r.cfg.OnTick != nil {
 		r.cfg.OnTick(*tick)
@@ -454,8 +462,16 @@ func (r *recorder) reconnect(ctx context.Context, now time.Time) error {
 	if err := r.attach(conn, srv, time.Now()); err != nil {
 		return err
 	}
+	// The gap runs from the last sample before it to the first after it
+	// (GapEnd is set when that sample is written), on the server's clock
+	// like the samples; the recorder's clock stands in for a side it has
+	// not seen.
+	start := gapStart.UnixMicro()
+	if r.lastTS != 0 {
+		start = r.lastTS
+	}
 	e := recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventGap, CapturePID: srv.backendPID,
-		GapStart: gapStart.UnixMicro(), GapEnd: now.UnixMicro(),
+		GapStart: start, GapEnd: now.UnixMicro(),
 		Message: fmt.Sprintf("no samples for %v while the server was unreachable", now.Sub(gapStart).Round(time.Millisecond))}
 	r.pending = append(r.pending, e)
 	r.log.Info("reconnected", "gap", now.Sub(gapStart).Round(time.Millisecond), "backend_pid", srv.backendPID)

@@ -499,8 +499,9 @@ func TestCaptureSurvivesServerRestart(t *testing.T) {
 	}
 	ticks := readTable[recording.Tick](t, segs, recording.TableTicks)
 	for _, tk := range ticks {
-		if tk.ClientTS > gap.GapStart && tk.ClientTS < gap.GapEnd {
-			t.Errorf("tick %d at %d lies inside the recorded gap [%d, %d]", tk.SampleID, tk.ClientTS, gap.GapStart, gap.GapEnd)
+		// Gaps are stated on the samples' (the server's) clock.
+		if tk.TS > gap.GapStart && tk.TS < gap.GapEnd {
+			t.Errorf("tick %d at %d lies inside the recorded gap [%d, %d]", tk.SampleID, tk.TS, gap.GapStart, gap.GapEnd)
 		}
 	}
 	pids := map[int32]bool{}

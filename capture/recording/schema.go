@@ -37,7 +37,7 @@ const (
 	EventStart      = "start"      // the recorder started
 	EventConnect    = "connect"    // a connection to the server was established
 	EventDisconnect = "disconnect" // the connection was lost; a gap begins
-	EventGap        = "gap"        // no samples between gap_start_us and gap_end_us
+	EventGap        = "gap"        // no samples between gap_start and gap_end (the samples' ts on either side)
 	EventWarning    = "warning"    // something the analysis should know
 	EventStop       = "stop"       // the recorder stopped
 )
