@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-short test-versions demo demo-live fixtures bench lint ci postgres
+.PHONY: help build test test-short test-versions demo demo-live fixtures bench faults overhead soak lint ci postgres
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,15 @@ fixtures: postgres ## re-record every incident under fixtures/ (real servers, ab
 
 bench: postgres ## run the benchmarks (figures in the README)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
+
+faults: postgres ## faults under a pgbench workload of 300 clients; prints the README's table
+	LOCKSCOPE_FAULT_CLIENTS=300 LOCKSCOPE_FAULT_TABLE=1 $(GO) test -count=1 -timeout 20m -run TestFault ./reliability/
+
+overhead: postgres ## pgbench TPS and p99 with and without the recorder, and with the runbook's queries (about 10 minutes)
+	$(GO) run ./reliability/overhead
+
+soak: postgres ## the recorder for 30 minutes with small rotation and retention, through staged incidents
+	$(GO) run ./reliability/soak
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
