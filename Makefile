@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-short test-versions demo demo-live fixtures bench faults overhead soak lint ci postgres
+.PHONY: help build test test-short test-versions demo demo-live fixtures bench faults overhead soak fuzz lint ci postgres
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,12 @@ overhead: postgres ## pgbench TPS and p99 with and without the recorder, and wit
 
 soak: postgres ## the recorder for 30 minutes with small rotation and retention, through staged incidents
 	$(GO) run ./reliability/soak
+
+FUZZTIME ?= 60s
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s); crashers land in testdata/fuzz
+	$(GO) test -run '^$$' -fuzz '^FuzzRecoverJournal$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./capture/recording
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSample$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./capture/recording
+	$(GO) test -run '^$$' -fuzz '^FuzzReadTable$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./analyze
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

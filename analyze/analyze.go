@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -204,7 +205,7 @@ func segments(cfg Config) ([]recording.Segment, error) {
 		clusters[s.Meta.Cluster] = true
 	}
 	if len(clusters) > 1 {
-		return nil, fmt.Errorf("analyze: the recordings hold %d clusters; pick one with --cluster", len(clusters))
+		return nil, fmt.Errorf("analyze: the recordings hold %d clusters (%s); pick one with --cluster", len(clusters), strings.Join(sortedKeys(clusters), ", "))
 	}
 	slices.SortFunc(segs, func(a, b recording.Segment) int {
 		switch {

@@ -79,7 +79,11 @@ func checkTableFile(path string, f *os.File, pf *parquet.File) (*TableFile, erro
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n != SchemaVersion {
-		return nil, fmt.Errorf("open %s: schema version %q, this lockscope reads %d: %w", path, v, SchemaVersion, ErrSchemaVersion)
+		hint := "not a version lockscope ever wrote"
+		if err == nil && n > SchemaVersion {
+			hint = "written by a newer lockscope: upgrade lockscope to read it"
+		}
+		return nil, fmt.Errorf("open %s: schema version %q, this lockscope reads %d (%s): %w", path, v, SchemaVersion, hint, ErrSchemaVersion)
 	}
 	table, _ := pf.Lookup(KeyTable)
 	idx, err := tableIndex(table)
