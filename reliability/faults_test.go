@@ -65,7 +65,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-func report(fault, state, lost string, c reliability.Check) {
+func addResult(fault, state, lost string, c reliability.Check) {
 	results.Lock()
 	defer results.Unlock()
 	results.rows = append(results.rows, fmt.Sprintf("| %s | %s | %s | %d segments, %d files | %d |",
@@ -190,7 +190,7 @@ func TestFaultKill9(t *testing.T) {
 	if c.Recovered == 0 {
 		t.Error("no segment was sealed by recover")
 	}
-	report("kill -9 mid-segment, then `recover`", "killed; `recover` sealed the journal", seconds(lost)+" before the kill", c)
+	addResult("kill -9 mid-segment, then `recover`", "killed; `recover` sealed the journal", seconds(lost)+" before the kill", c)
 }
 
 // Two restarts of PostgreSQL: the recorder reconnects each time, records
@@ -230,7 +230,7 @@ func TestFaultTwoRestarts(t *testing.T) {
 	for _, g := range c.Gaps {
 		lost += g[1].Sub(g[0])
 	}
-	report("PostgreSQL restarted twice", state+"; a gap event each", seconds(lost)+" (the two gaps)", c)
+	addResult("PostgreSQL restarted twice", state+"; a gap event each", seconds(lost)+" (the two gaps)", c)
 }
 
 // A full disk: the recorder stops with one line that says what to do,
@@ -249,7 +249,7 @@ func TestFaultFullDisk(t *testing.T) {
 		t.Errorf("exit %d, last line %q: want 1 and a line naming the full disk and recover", code, last)
 	}
 	c := check(t, e.out)
-	report("disk full (512 KiB tmpfs)", "exit 1 with one line (no space left on device; closed segments intact; free space, then `recover`)", "none before the fault; it stops", c)
+	addResult("disk full (512 KiB tmpfs)", "exit 1 with one line (no space left on device; closed segments intact; free space, then `recover`)", "none before the fault; it stops", c)
 }
 
 // The output directory turns read-only under the recorder. As root the
@@ -304,7 +304,7 @@ func TestFaultReadOnlyDirectory(t *testing.T) {
 	if lost > 1500*time.Millisecond {
 		t.Errorf("%.1f s of samples before the directory turned read-only are lost", lost.Seconds())
 	}
-	report("output directory made read-only", "exit 1 with one line (permission denied; recover); `recover` sealed the rest once writable", seconds(lost)+" before the fault; it stops", c)
+	addResult("output directory made read-only", "exit 1 with one line (permission denied; recover); `recover` sealed the rest once writable", seconds(lost)+" before the fault; it stops", c)
 }
 
 // The workload takes every connection slot: new connections are refused,
@@ -334,7 +334,7 @@ func TestFaultMaxConnections(t *testing.T) {
 	if hole > 2500*time.Millisecond {
 		t.Errorf("no sample for %.1f s while the server was full", hole.Seconds())
 	}
-	report(fmt.Sprintf("max_connections (%d) reached by the workload", maxConn), "kept its connection and kept sampling", "none (longest pause "+seconds(hole)+")", c)
+	addResult(fmt.Sprintf("max_connections (%d) reached by the workload", maxConn), "kept its connection and kept sampling", "none (longest pause "+seconds(hole)+")", c)
 }
 
 // The recorder's backend is terminated from the server: it reconnects and
@@ -365,7 +365,7 @@ func TestFaultBackendTerminated(t *testing.T) {
 	for _, g := range c.Gaps {
 		lost += g[1].Sub(g[0])
 	}
-	report("the recorder's backend terminated (pg_terminate_backend)", "reconnected; a gap event", seconds(lost)+" (the gap)", c)
+	addResult("the recorder's backend terminated (pg_terminate_backend)", "reconnected; a gap event", seconds(lost)+" (the gap)", c)
 }
 
 func mountTmpfs(t *testing.T, opts string) string {

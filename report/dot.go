@@ -219,11 +219,11 @@ func TimelineDOT(inc analyze.Incident) string {
 			var who, color string
 			for _, r := range inc.RootBlockers {
 				if nodeID(r.PID) == w {
-					who, color = fmt.Sprintf("root blocker pid %d\n%s", r.PID, dotString(r.ApplicationName+" · "+r.Role)), "#f8d7da"
+					who, color = fmt.Sprintf(`root blocker pid %d\n%s`, r.PID, dotString(r.ApplicationName+" · "+r.Role)), "#f8d7da"
 				}
 			}
 			if d := inc.DDL; d != nil && nodeID(d.PID) == w && who == "" {
-				who, color = fmt.Sprintf("DDL pid %d\n%s", d.PID, dotString(d.Mode+" on "+d.Relation)), "#fff3cd"
+				who, color = fmt.Sprintf(`DDL pid %d\n%s`, d.PID, dotString(d.Mode+" on "+d.Relation)), "#fff3cd"
 			}
 			fmt.Fprintf(&b, "  %s [label=\"%s\", fillcolor=\"%s\"];\n", w, who, color)
 		}

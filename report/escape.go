@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -18,8 +19,20 @@ func fence(lang, s string) string {
 		n = max(n, len(m)+1)
 	}
 	f := strings.Repeat("`", n)
-	return f + lang + "\n" + strings.TrimRight(s, "\n") + "\n" + f
+	return f + lang + "\n" + controls.Replace(strings.TrimRight(s, "\n")) + "\n" + f
 }
+
+// controls shows control characters in code blocks as escapes, so that
+// printing the post-mortem on a terminal cannot drive it.
+var controls = func() *strings.Replacer {
+	var pairs []string
+	for c := rune(0); c < 0x20; c++ {
+		if c != '\n' && c != '\t' {
+			pairs = append(pairs, string(c), fmt.Sprintf(`\x%02X`, c))
+		}
+	}
+	return strings.NewReplacer(append(pairs, "\x7f", `\x7F`)...)
+}()
 
 // cell makes s safe inside a Markdown table cell: one line, no pipes, no
 // HTML, and at most n runes.
