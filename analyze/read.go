@@ -52,6 +52,19 @@ func (c *cursor[T]) peek(out *T) bool {
 			return false
 		}
 	}
+	return c.convert(out)
+}
+
+// convert reads the current row; a value a damaged file points out of its
+// buffers (a dictionary index, a string offset) ends the read with an
+// error naming the file, not a panic.
+func (c *cursor[T]) convert(out *T) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.err = fmt.Errorf("read %s: damaged file: %v", c.files[max(c.next-1, 0)], p)
+			ok = false
+		}
+	}()
 	c.row1(c.row, out)
 	return true
 }
