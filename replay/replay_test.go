@@ -209,8 +209,10 @@ func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
 func TestPsqlFormatMatchesPsql(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	psql, err := exec.LookPath("psql")
-	if dir := os.Getenv("PG_BIN"); dir != "" {
-		psql, err = filepath.Join(dir, "psql"), nil
+	if p := filepath.Join(os.Getenv("PG_BIN"), "psql"); os.Getenv("PG_BIN") != "" {
+		if _, serr := os.Stat(p); serr == nil {
+			psql, err = p, nil
+		}
 	}
 	if err != nil {
 		t.Fatalf("psql not found: %v", err)
