@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
 )
 
 // Build compiles a command of this module (e.g. "./cmd/lockscope-capture")
@@ -397,4 +398,57 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Bench is a throwaway server with pgbench's tables and the recorder
+// built, for the programs that measure over a workload.
+type Bench struct {
+	// Dir is a temporary directory removed by Close; the recorder binary
+	// is in it.
+	Dir      string
+	Recorder string
+	Server   *pgtest.Server
+	DSN      string
+	Pgbench  Pgbench
+}
+
+// NewBench builds the recorder, starts a server with opts, creates the
+// database db and fills it with pgbench's tables at scale.
+func NewBench(ctx context.Context, db string, opts pgtest.Options, scale int) (b *Bench, err error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	b = &Bench{}
+	if b.Dir, err = os.MkdirTemp("", "lockscope-bench-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.Recorder, err = Build(root, "./cmd/lockscope-capture", b.Dir); err != nil {
+		return nil, err
+	}
+	if b.Server, err = pgtest.Start(ctx, opts); err != nil {
+		return nil, err
+	}
+	if b.DSN, err = b.Server.CreateDatabase(ctx, db); err != nil {
+		return nil, err
+	}
+	bin, err := FindPgbench(b.Server.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	b.Pgbench = Pgbench{Bin: bin, DSN: b.DSN}
+	return b, b.Pgbench.Init(ctx, scale)
+}
+
+// Close stops the server and removes the directory.
+func (b *Bench) Close() {
+	if b.Server != nil {
+		b.Server.Stop()
+	}
+	os.RemoveAll(b.Dir)
 }

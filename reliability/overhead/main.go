@@ -61,43 +61,19 @@ type cell struct {
 }
 
 func run(ctx context.Context, clients []int, rounds int, d time.Duration) error {
-	root, err := reliability.ModuleRoot()
+	fmt.Println("starting a server, pgbench -i -s 20 …")
+	bench, err := reliability.NewBench(ctx, "bench", pgtest.Options{MaxConnections: slices.Max(clients) + 20,
+		Settings: map[string]string{"shared_buffers": "256MB"}}, 20)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "lockscope-overhead-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin, err := reliability.Build(root, "./cmd/lockscope-capture", tmp)
-	if err != nil {
-		return err
-	}
-	srv, err := pgtest.Start(ctx, pgtest.Options{MaxConnections: slices.Max(clients) + 20,
-		Settings: map[string]string{"shared_buffers": "256MB"}})
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	dsn, err := srv.CreateDatabase(ctx, "bench")
-	if err != nil {
-		return err
-	}
-	pbBin, err := reliability.FindPgbench(srv.BinDir)
-	if err != nil {
-		return err
-	}
+	defer bench.Close()
+	srv, dsn, bin, pb, tmp := bench.Server, bench.DSN, bench.Recorder, bench.Pgbench, bench.Dir
 	psql := filepath.Join(srv.BinDir, "psql")
 	if _, err := os.Stat(psql); err != nil {
 		if psql, err = exec.LookPath("psql"); err != nil {
 			return err
 		}
-	}
-	pb := reliability.Pgbench{Bin: pbBin, DSN: dsn}
-	fmt.Println("pgbench -i -s 20 …")
-	if err := pb.Init(ctx, 20); err != nil {
-		return err
 	}
 	runbook := strings.Join([]string{replay.SQLActivity, replay.SQLLocks, replay.SQLAccessExclusive, replay.SQLBlocking,
 		replay.SQLVerifyWaiters, replay.SQLVerifyAccessExclusive}, "\n")

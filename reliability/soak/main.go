@@ -46,37 +46,13 @@ type sample struct {
 }
 
 func run(ctx context.Context, duration, every time.Duration, budget int64) error {
-	root, err := reliability.ModuleRoot()
+	bench, err := reliability.NewBench(ctx, "odoo", pgtest.Options{MaxConnections: 200}, 5)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "lockscope-soak-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin, err := reliability.Build(root, "./cmd/lockscope-capture", tmp)
-	if err != nil {
-		return err
-	}
-	srv, err := pgtest.Start(ctx, pgtest.Options{MaxConnections: 200})
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	dsn, err := srv.CreateDatabase(ctx, "odoo")
-	if err != nil {
-		return err
-	}
+	defer bench.Close()
+	tmp, bin, dsn, pb := bench.Dir, bench.Recorder, bench.DSN, bench.Pgbench
 	if err := scenario.LoadSchema(ctx, dsn); err != nil {
-		return err
-	}
-	pgbenchBin, err := reliability.FindPgbench(srv.BinDir)
-	if err != nil {
-		return err
-	}
-	pb := reliability.Pgbench{Bin: pgbenchBin, DSN: dsn}
-	if err := pb.Init(ctx, 5); err != nil {
 		return err
 	}
 	out := filepath.Join(tmp, "rec")
