@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -39,6 +40,16 @@ func FuzzReadTable(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// Never an allocation sized by what a damaged file claims: a
+		// bound proportional to the file, as a real one needs.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		defer func() {
+			runtime.ReadMemStats(&after)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 256<<20+uint64(len(b))*256 {
+				t.Errorf("reading a %d-byte file allocated %d MiB", len(b), n>>20)
+			}
+		}()
 		mem := memory.NewGoAllocator()
 		c1 := newCursor(context.Background(), mem, []string{path}, convLock)
 		var l recording.Lock

@@ -134,6 +134,10 @@ func (c *cursor[T]) open(path string) (err error) {
 		f.Close()
 		return fmt.Errorf("read %s: not a readable Parquet file: %w", path, err)
 	}
+	if err := checkChunks(fr, f); err != nil {
+		fr.Close()
+		return fmt.Errorf("read %s: damaged file: %w", path, err)
+	}
 	props2 := pqarrow.ArrowReadProperties{BatchSize: batchSize}
 	// Strings stay dictionary-encoded, as they are in the file: no copy
 	// of each value into a string array.
@@ -456,4 +460,42 @@ func convPgBouncerServer(c columns) func(int, *recording.PgBouncerServer) {
 			User: cUser(i), Database: cDatabase(i), State: cState(i), Addr: cAddr(i),
 			Port: cPort(i), RemotePID: cRemotePid(i), ApplicationName: cApplicationName(i)}
 	}
+}
+
+// maxChunkBytes bounds a column chunk's declared uncompressed size: the
+// recorder's segments rotate at 64 MiB of journal, so a chunk claiming
+// more is damage, and reading it would allocate what it claims.
+const maxChunkBytes = 1 << 30
+
+// checkChunks refuses a file whose footer places a column chunk outside
+// the file or claims an absurd size: the reader allocates each chunk's
+// declared size before reading it.
+func checkChunks(fr *file.Reader, f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	md := fr.MetaData()
+	for rg := range md.NumRowGroups() {
+		g := md.RowGroup(rg)
+		if g.NumRows() < 0 {
+			return fmt.Errorf("row group %d: %d rows", rg, g.NumRows())
+		}
+		for i := range g.NumColumns() {
+			cc, err := g.ColumnChunk(i)
+			if err != nil {
+				return fmt.Errorf("row group %d column %d: %w", rg, i, err)
+			}
+			start := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+				start = cc.DictionaryPageOffset()
+			}
+			n, raw := cc.TotalCompressedSize(), cc.TotalUncompressedSize()
+			if start < 0 || n < 0 || start > size || n > size-start || raw < 0 || raw > maxChunkBytes {
+				return fmt.Errorf("row group %d column %d: a chunk of %d bytes (%d uncompressed) at offset %d in a file of %d bytes", rg, i, n, raw, start, size)
+			}
+		}
+	}
+	return nil
 }
