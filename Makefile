@@ -40,7 +40,8 @@ bench: postgres ## run the benchmarks (figures in the README)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
 
 faults: postgres ## faults under a pgbench workload of 300 clients; prints the README's table
-	LOCKSCOPE_FAULT_CLIENTS=300 LOCKSCOPE_FAULT_TABLE=1 $(GO) test -count=1 -timeout 20m -run TestFault ./reliability/
+	LOCKSCOPE_FAULT_CLIENTS=300 LOCKSCOPE_FAULT_TABLE=$(CURDIR)/faults.md $(GO) test -count=1 -timeout 20m -run TestFault ./reliability/
+	@cat faults.md && rm -f faults.md
 
 overhead: postgres ## pgbench TPS and p99 with and without the recorder, and with the runbook's queries (about 10 minutes)
 	$(GO) run ./reliability/overhead

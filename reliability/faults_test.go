@@ -54,12 +54,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	if len(results.rows) > 0 && os.Getenv("LOCKSCOPE_FAULT_TABLE") != "" {
-		fmt.Printf("\nFaults under a pgbench workload of %d clients (tpcb-like):\n\n", clients)
-		fmt.Println("| fault | the recorder | samples lost | closed segments read back | invalid files |")
-		fmt.Println("|---|---|---|---|---|")
+	if path := os.Getenv("LOCKSCOPE_FAULT_TABLE"); path != "" && len(results.rows) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Faults under a pgbench workload of %d clients (tpcb-like):\n\n", clients)
+		b.WriteString("| fault | the recorder | samples lost | closed segments read back | invalid files |\n|---|---|---|---|---|\n")
 		for _, r := range results.rows {
-			fmt.Println(r)
+			b.WriteString(r + "\n")
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 	}
 	return code
