@@ -140,6 +140,19 @@ func setupAs(t *testing.T, cred *syscall.Credential, maxConn, n int, out string,
 	return e
 }
 
+// expectStop waits for the recorder to stop on a storage fault: exit 1,
+// its last line naming the fault and saying to run recover.
+func (e *env) expectStop(t *testing.T, within time.Duration, fault string) {
+	t.Helper()
+	code := e.rec.Wait(within)
+	e.stop()
+	stderr := strings.TrimSpace(e.rec.Stderr())
+	last := stderr[strings.LastIndex(stderr, "\n")+1:]
+	if code != 1 || !strings.Contains(last, fault) || !strings.Contains(last, "recover") {
+		t.Errorf("exit %d, last line %q: want 1 and one line naming %q and saying to run recover", code, last, fault)
+	}
+}
+
 // waitSealable waits until the recorder has written its first sample.
 func waitSealable(t *testing.T, rec *reliability.Recorder, out string) {
 	t.Helper()
@@ -245,13 +258,7 @@ func TestFaultFullDisk(t *testing.T) {
 	}
 	out := mountTmpfs(t, "size=512k")
 	e := setup(t, clients+10, clients, out, "--segment-duration", "2s")
-	code := e.rec.Wait(3 * time.Minute)
-	e.stop()
-	stderr := strings.TrimSpace(e.rec.Stderr())
-	last := stderr[strings.LastIndex(stderr, "\n")+1:]
-	if code != 1 || !strings.Contains(last, "no space left on device") || !strings.Contains(last, "recover") {
-		t.Errorf("exit %d, last line %q: want 1 and a line naming the full disk and recover", code, last)
-	}
+	e.expectStop(t, 3*time.Minute, "no space left on device")
 	c := check(t, e.out)
 	addResult("disk full (512 KiB tmpfs)", "exit 1 with one line (no space left on device; closed segments intact; free space, then `recover`)", "none before the fault; it stops", c)
 }
@@ -286,13 +293,7 @@ func TestFaultReadOnlyDirectory(t *testing.T) {
 	})
 	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", e.out).Run() })
 	readOnly := time.Now()
-	code := e.rec.Wait(2 * time.Minute)
-	e.stop()
-	stderr := strings.TrimSpace(e.rec.Stderr())
-	last := stderr[strings.LastIndex(stderr, "\n")+1:]
-	if code != 1 || !strings.Contains(last, "permission denied") || !strings.Contains(last, "recover") {
-		t.Errorf("exit %d, last line %q: want 1 and a line naming the denied write and saying what to do", code, last)
-	}
+	e.expectStop(t, 2*time.Minute, "permission denied")
 	c := check(t, e.out)
 	// What had not been sealed is in the journal, for recover once the
 	// directory is writable again.
