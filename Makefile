@@ -53,6 +53,7 @@ FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); crashers land in testdata/fuzz
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverJournal$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./capture/recording
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSample$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./capture/recording
+	$(GO) test -run '^$$' -fuzz '^FuzzReadTableFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./capture/recording
 	$(GO) test -run '^$$' -fuzz '^FuzzReadTable$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./analyze
 
 lint: ## gofmt, go vet and staticcheck
