@@ -96,6 +96,12 @@ func setup(t *testing.T, maxConn, n int, out string, args ...string) *env {
 }
 
 func setupAs(t *testing.T, cred *syscall.Credential, maxConn, n int, out string, args ...string) *env {
+	return setupWith(t, func(dsn, out string, args ...string) (*reliability.Recorder, error) {
+		return reliability.StartRecorderAs(cred, bin, dsn, out, args...)
+	}, maxConn, n, out, args...)
+}
+
+func setupWith(t *testing.T, startRec func(dsn, out string, args ...string) (*reliability.Recorder, error), maxConn, n int, out string, args ...string) *env {
 	t.Helper()
 	pgtest.SkipIfShort(t)
 	ctx := context.Background()
@@ -120,7 +126,7 @@ func setupAs(t *testing.T, cred *syscall.Credential, maxConn, n int, out string,
 		out = filepath.Join(t.TempDir(), "rec")
 	}
 	e.out = out
-	if e.rec, err = reliability.StartRecorderAs(cred, bin, dsn, out, append([]string{"--full-interval", "1s"}, args...)...); err != nil {
+	if e.rec, err = startRec(dsn, out, append([]string{"--full-interval", "1s"}, args...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.rec.Stop() })
@@ -251,16 +257,22 @@ func TestFaultTwoRestarts(t *testing.T) {
 }
 
 // A full disk: the recorder stops with one line that says what to do,
-// exit 1, and every closed segment stays valid.
+// exit 1, and every closed segment stays valid. As root a real 512 KiB
+// tmpfs fills; otherwise a file-size limit fails the writes the same way.
 func TestFaultFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs (cmd/lockscope-capture tests the same with ulimit -f)")
+	out, fault, what := "", "file too large", "file-size limit (ulimit -f 64)"
+	if os.Geteuid() == 0 {
+		out, fault, what = mountTmpfs(t, "size=512k"), "no space left on device", "disk full (512 KiB tmpfs)"
 	}
-	out := mountTmpfs(t, "size=512k")
-	e := setup(t, clients+10, clients, out, "--segment-duration", "2s")
-	e.expectStop(t, 3*time.Minute, "no space left on device")
+	e := setupWith(t, func(dsn, out string, args ...string) (*reliability.Recorder, error) {
+		if os.Geteuid() == 0 {
+			return reliability.StartRecorder(bin, dsn, out, args...)
+		}
+		return reliability.StartRecorderLimited(64, bin, dsn, out, args...)
+	}, clients+10, clients, out, "--segment-duration", "10s")
+	e.expectStop(t, 3*time.Minute, fault)
 	c := check(t, e.out)
-	addResult("disk full (512 KiB tmpfs)", "exit 1 with one line (no space left on device; closed segments intact; free space, then `recover`)", "none before the fault; it stops", c)
+	addResult(what, "exit 1 with one line ("+fault+"; closed segments intact; free space, then `recover`)", "none before the fault; it stops", c)
 }
 
 // The output directory turns read-only under the recorder. As root the

@@ -86,8 +86,19 @@ func StartRecorder(bin, dsn, out string, args ...string) (*Recorder, error) {
 // StartRecorderAs runs the recorder as another user (nil: this one): file
 // permissions bind it, as they do not bind root.
 func StartRecorderAs(cred *syscall.Credential, bin, dsn, out string, args ...string) (*Recorder, error) {
-	r := &Recorder{Out: out, done: make(chan struct{})}
-	r.Cmd = exec.Command(bin, append([]string{"--dsn", dsn, "--out", out}, args...)...)
+	return start(cred, exec.Command(bin, append([]string{"--dsn", dsn, "--out", out}, args...)...), out)
+}
+
+// StartRecorderLimited runs the recorder under a file-size limit (sh's
+// ulimit -f, in KiB), which fails its writes as a full disk does, without
+// root.
+func StartRecorderLimited(fileKiB int, bin, dsn, out string, args ...string) (*Recorder, error) {
+	all := append([]string{"-c", fmt.Sprintf(`ulimit -f %d && exec "$0" "$@"`, fileKiB), bin, "--dsn", dsn, "--out", out}, args...)
+	return start(nil, exec.Command("sh", all...), out)
+}
+
+func start(cred *syscall.Credential, cmd *exec.Cmd, out string) (*Recorder, error) {
+	r := &Recorder{Out: out, done: make(chan struct{}), Cmd: cmd}
 	if cred != nil {
 		r.Cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
