@@ -151,7 +151,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 		return err
 	}
 	if shown == 0 {
-		return fmt.Errorf("no full sample at or before %s UTC", at.Format("2006-01-02 15:04:05.000"))
+		return fmt.Errorf("no full sample in the hour up to %s UTC (a gap in the recording?): pick a later moment", at.Format("2006-01-02 15:04:05.000"))
 	}
 	return nil
 }
@@ -205,8 +205,9 @@ func reference(ctx context.Context, o Options) (Ref, error) {
 // an operator running the runbook's queries then would have seen most
 // recently. Moments before the first sample are skipped.
 func Walk(ctx context.Context, cfg analyze.Config, at, until time.Time, step time.Duration, fn func(time.Time, *analyze.Frame) error) error {
-	// The sample before at may be a baseline interval (or a gap) earlier.
-	cfg.Since, cfg.Until = at.Add(-10*time.Minute), until.Add(time.Minute)
+	// The sample before at may be a baseline interval, or a gap, earlier:
+	// look back up to an hour.
+	cfg.Since, cfg.Until = at.Add(-time.Hour), until.Add(time.Minute)
 	target := at
 	var last *analyze.Frame
 	done := false
