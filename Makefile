@@ -40,14 +40,14 @@ bench: postgres ## run the benchmarks (figures in the README)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(PKGS)
 
 faults: postgres ## faults under a pgbench workload of 300 clients; prints the README's table
-	LOCKSCOPE_FAULT_CLIENTS=300 LOCKSCOPE_FAULT_TABLE=$(CURDIR)/faults.md $(GO) test -count=1 -timeout 20m -run TestFault ./reliability/
+	LOCKSCOPE_FAULT_CLIENTS=300 LOCKSCOPE_FAULT_TABLE=$(CURDIR)/faults.md $(GO) test -count=1 -timeout 20m -run TestFault ./fixtures/reliability/
 	@cat faults.md && rm -f faults.md
 
 overhead: postgres ## pgbench TPS and p99 with and without the recorder, and with the runbook's queries (about 10 minutes)
-	$(GO) run ./reliability/overhead
+	$(GO) run ./fixtures/reliability/overhead
 
 soak: postgres ## the recorder for 30 minutes with small rotation and retention, through staged incidents
-	$(GO) run ./reliability/soak
+	$(GO) run ./fixtures/reliability/soak
 
 FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); crashers land in testdata/fuzz

@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockscope/lockscope/cmd/internal/cli"
+	"github.com/lockscope/lockscope/fixtures/lab"
 	"github.com/lockscope/lockscope/fixtures/scenario"
-	"github.com/lockscope/lockscope/lab"
-	"github.com/lockscope/lockscope/replay"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 func labCommand() *cobra.Command {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockscope/lockscope/cmd/internal/cli"
-	"github.com/lockscope/lockscope/replay"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 func replayCommand() *cobra.Command {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
-	"github.com/lockscope/lockscope/train"
+	"github.com/lockscope/lockscope/report/train"
 )
 
 func trainCommand() *cobra.Command {

@@ -18,7 +18,7 @@ import (
 	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
-	"github.com/lockscope/lockscope/replay"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 var srv *pgtest.Server

@@ -31,7 +31,7 @@ func press(m *model, keys ...string) {
 // verdict and evidence, enter moves on, and the score follows.
 func TestTUIModel(t *testing.T) {
 	ctx := context.Background()
-	d, err := New(ctx, analyze.Config{Dirs: []string{"../fixtures/create-index-pgdump/recording"}}, 0)
+	d, err := New(ctx, analyze.Config{Dirs: []string{"../../fixtures/create-index-pgdump/recording"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestTUIModel(t *testing.T) {
 func TestRunTUI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := New(ctx, analyze.Config{Dirs: []string{"../fixtures/cron-vs-alter/recording"}}, 0)
+	d, err := New(ctx, analyze.Config{Dirs: []string{"../../fixtures/cron-vs-alter/recording"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/lockscope/lockscope/replay"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 // RunTUI runs the drill full-screen on a terminal: the runbook's views of

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/replay"
 	"github.com/lockscope/lockscope/report"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 // Question kinds.

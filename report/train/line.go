@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/lockscope/lockscope/replay"
+	"github.com/lockscope/lockscope/report/replay"
 )
 
 // RunLines runs the drill as plain lines: questions to out, answers read

@@ -13,7 +13,7 @@ import (
 	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
-	"github.com/lockscope/lockscope/train"
+	"github.com/lockscope/lockscope/report/train"
 )
 
 var srv *pgtest.Server
@@ -140,7 +140,7 @@ func TestTrainScriptedAnswers(t *testing.T) {
 // missed. Runs offline on a committed recording.
 func TestTrainLineMode(t *testing.T) {
 	ctx := context.Background()
-	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../fixtures/cron-vs-alter/recording"}}, 0)
+	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/cron-vs-alter/recording"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestTrainLineMode(t *testing.T) {
 // would interpret.
 func TestTrainOutputHasNoControlCharacters(t *testing.T) {
 	ctx := context.Background()
-	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../fixtures/chain/recording"}}, 0)
+	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/chain/recording"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
