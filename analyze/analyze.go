@@ -259,6 +259,7 @@ type stream struct {
 	edges        *cursor[recording.Edge]
 	odoo         *cursor[recording.OdooModule]
 	servers      *cursor[recording.PgBouncerServer]
+	prepared     *cursor[recording.PreparedXact]
 	err          error
 }
 
@@ -278,6 +279,7 @@ func (s *stream) open(i int) {
 	s.edges = newCursor(s.ctx, s.mem, files(recording.TableEdges), convEdge)
 	s.odoo = newCursor(s.ctx, s.mem, files(recording.TableOdooModules), convOdooModule)
 	s.servers = newCursor(s.ctx, s.mem, files(recording.TablePgBouncerServers), convPgBouncerServer)
+	s.prepared = newCursor(s.ctx, s.mem, files(recording.TablePreparedXacts), convPreparedXact)
 }
 
 func (s *stream) close() {
@@ -287,6 +289,7 @@ func (s *stream) close() {
 	s.edges.close()
 	s.odoo.close()
 	s.servers.close()
+	s.prepared.close()
 }
 
 // take appends the rows of sample id from c to dst, skipping older rows.
@@ -323,7 +326,7 @@ func (s *stream) next(snap *snapshot) bool {
 		}
 		var t recording.Tick
 		if !s.ticks.peek(&t) {
-			if s.err = firstErr(s.ticks.err, s.activity.err, s.locks.err, s.edges.err, s.odoo.err, s.servers.err); s.err != nil {
+			if s.err = firstErr(s.ticks.err, s.activity.err, s.locks.err, s.edges.err, s.odoo.err, s.servers.err, s.prepared.err); s.err != nil {
 				return false
 			}
 			s.close()
@@ -338,6 +341,7 @@ func (s *stream) next(snap *snapshot) bool {
 		snap.edges = take(s.edges, t.SampleID, func(e *recording.Edge) int64 { return e.SampleID }, snap.edges[:0])
 		snap.odoo = take(s.odoo, t.SampleID, func(o *recording.OdooModule) int64 { return o.SampleID }, snap.odoo[:0])
 		snap.servers = take(s.servers, t.SampleID, func(v *recording.PgBouncerServer) int64 { return v.SampleID }, snap.servers[:0])
+		snap.prepared = take(s.prepared, t.SampleID, func(p *recording.PreparedXact) int64 { return p.SampleID }, snap.prepared[:0])
 		if (s.since != 0 && t.TS < s.since) || (s.until != 0 && t.TS > s.until) {
 			continue
 		}

@@ -204,6 +204,16 @@ var expectations = map[string]expectation{
 // checkIncident compares an analysis with what was staged.
 func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
 	t.Helper()
+	if check, ok := kindChecks[truth.Scenario]; ok {
+		if len(res.Incidents) != 1 {
+			for _, inc := range res.Incidents {
+				t.Logf("incident %d %s %v-%v roots %v", inc.ID, inc.Kind, inc.Start, inc.End, rootPIDs(inc.RootBlockers))
+			}
+			t.Fatalf("found %d incidents, want 1", len(res.Incidents))
+		}
+		check(t, truth, res.Incidents[0])
+		return
+	}
 	c, ok := expectations[truth.Scenario]
 	if !ok {
 		t.Fatalf("no expectation for scenario %q", truth.Scenario)

@@ -2,13 +2,16 @@ package analyze
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/lockscope/lockscope/capture/recording"
 )
 
 // Backend identifies a server backend: pids are reused, so a backend is a
-// pid and its backend_start. A prepared transaction blocking others is
-// {PID: 0}.
+// pid and its backend_start. A prepared transaction, which holds its locks
+// with no backend, is {PID: 0, Start: its prepared time} (Start 0 when the
+// recording has no pg_prepared_xacts row for it).
 type Backend struct {
 	PID   int32 `json:"pid"`
 	Start int64 `json:"backend_start"`
@@ -52,6 +55,8 @@ type snapshot struct {
 	edges    []recording.Edge
 	odoo     []recording.OdooModule
 	servers  []recording.PgBouncerServer
+	// prepared are the prepared transactions (pg_prepared_xacts).
+	prepared []recording.PreparedXact
 	// recorderApp is the recorder's application_name (from the segment's
 	// metadata): its session is left out.
 	recorderApp string
@@ -72,6 +77,34 @@ type graph struct {
 	pooled map[int32]bool
 	// rev maps a blocker to its direct waiters (built by behind).
 	rev map[Backend][]Backend
+	// prepared holds the pg_prepared_xacts row of each prepared
+	// transaction that holds locks in this sample.
+	prepared map[Backend]*recording.PreparedXact
+}
+
+// preparedXIDs maps the virtualtransaction of each prepared transaction's
+// lock rows (pid NULL) to its transaction id: the xid of its own granted
+// ExclusiveLock on a transactionid, or the <xid> of a -1/<xid>
+// virtualtransaction (the form some versions show).
+func preparedXIDs(locks []recording.Lock) map[string]int64 {
+	var m map[string]int64
+	for i := range locks {
+		l := &locks[i]
+		if l.PID != 0 || !l.Granted {
+			continue
+		}
+		if m == nil {
+			m = map[string]int64{}
+		}
+		if l.LockType == "transactionid" && l.Mode == "ExclusiveLock" {
+			m[l.VirtualTransaction] = l.TransactionID
+		} else if _, ok := m[l.VirtualTransaction]; !ok && strings.HasPrefix(l.VirtualTransaction, "-1/") {
+			if xid, err := strconv.ParseInt(l.VirtualTransaction[3:], 10, 64); err == nil {
+				m[l.VirtualTransaction] = xid
+			}
+		}
+	}
+	return m
 }
 
 // buildGraph builds the wait-for graph of one full sample. quiet allows a
@@ -127,17 +160,39 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 		return b, true
 	}
 
+	// Prepared transactions are named by their pg_prepared_xacts row.
+	byXID := map[int64]*recording.PreparedXact{}
+	for i := range s.prepared {
+		byXID[s.prepared[i].Transaction] = &s.prepared[i]
+	}
+	xids := preparedXIDs(s.locks)
+	lockOwner := func(l *recording.Lock) (Backend, bool) {
+		if l.PID == 0 {
+			b := Backend{}
+			if p := byXID[xids[l.VirtualTransaction]]; p != nil {
+				b.Start = p.Prepared
+				if g.prepared == nil {
+					g.prepared = map[Backend]*recording.PreparedXact{}
+				}
+				g.prepared[b] = p
+			}
+			return b, true
+		}
+		return backendOf(l.PID)
+	}
 	holders := map[tag][]*recording.Lock{}
+	owner := map[*recording.Lock]Backend{}
 	queued := map[tag][]*wait{}
 	for i := range s.locks {
 		l := &s.locks[i]
-		b, ok := backendOf(l.PID)
+		b, ok := lockOwner(l)
 		if !ok {
 			continue
 		}
 		t := tagOf(l)
 		if l.Granted {
 			holders[t] = append(holders[t], l)
+			owner[l] = b
 			g.held[b] = append(g.held[b], l)
 			continue
 		}
@@ -162,7 +217,7 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 	}
 	for _, w := range sortedWaits(g.waits) {
 		for _, h := range holders[w.tag] {
-			hb, _ := backendOf(h.PID)
+			hb := owner[h]
 			if hb != w.backend && Conflicts(w.mode, h.Mode) {
 				add(WaitEdge{Waiter: w.backend, Blocker: hb, Kind: EdgeHard})
 			}
@@ -182,6 +237,25 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 		bb, ok := backendOf(e.BlockingPID)
 		if !ok || wb == bb {
 			continue
+		}
+		if e.BlockingPID == 0 {
+			// pg_blocking_pids reports every prepared transaction as pid
+			// 0: confirm the hard edges to prepared transactions, or name
+			// the only one there is.
+			confirmed := false
+			for j := range g.edges {
+				if g.edges[j].Waiter == wb && g.edges[j].Blocker.PID == 0 {
+					g.edges[j].Observed, confirmed = true, true
+				}
+			}
+			if confirmed {
+				continue
+			}
+			if len(g.prepared) == 1 {
+				for p := range g.prepared {
+					bb = p
+				}
+			}
 		}
 		k := pair{wb, bb}
 		if j, ok := index[k]; ok {

@@ -55,6 +55,18 @@ type incState struct {
 	series    []point
 	edgeLog   []EdgeRecord
 	lastQueue map[string]queueState
+	// advisory and nonAdvisory: waits on advisory locks, and on
+	// anything else.
+	advisory, nonAdvisory bool
+	// open and closed wait episodes, for the contention summary;
+	// objects counts waits by hot object; queries counts the sessions
+	// seen running each statement.
+	episodes map[episodeKey]*episode
+	closed   []float64
+	objects  map[string]int
+	queries  map[string]map[Backend]bool
+	// cycle is the deadlock seen, if any.
+	cycle *cycleState
 }
 
 // queueState is a relation's queue at its previous sample.
@@ -92,6 +104,48 @@ type rootState struct {
 	last       int64
 	gone       int64
 	ended      bool
+	// xact identifies the transaction it blocked with (xact_start, or
+	// the prepared time); streakStart is when the current run of
+	// consecutive samples seeing that transaction block began, and
+	// maxStreak the longest such run, in µs.
+	xact        int64
+	streakStart int64
+	maxStreak   int64
+	// prepared: a prepared transaction; nonRow: it blocked a wait on
+	// something other than a row (a relation, a virtualxid, …).
+	prepared bool
+	nonRow   bool
+}
+
+// persistMin is how long the same backend and transaction must be seen
+// blocking, over consecutive samples, to be a persistent root blocker
+// rather than a transient holder of hot-row churn.
+const persistMin = time.Second
+
+// persistent reports whether a root blocker is one a person can act on:
+// a prepared transaction, one that blocked anything but row waits, or
+// one seen blocking in the same transaction for persistMin.
+func (r *rootState) persistent() bool {
+	return r.prepared || r.nonRow || r.maxStreak >= persistMin.Microseconds()
+}
+
+// episode is one wait of one session on one object.
+type episode struct {
+	waitStart   int64 // from pg_locks.waitstart, 0 when absent
+	first, last int64
+}
+
+func (e *episode) seconds() float64 {
+	start := e.first
+	if e.waitStart != 0 && e.waitStart < start {
+		start = e.waitStart
+	}
+	return float64(e.last-start) / 1e6
+}
+
+type episodeKey struct {
+	b Backend
+	t tag
 }
 
 type waiterState struct {
@@ -121,6 +175,11 @@ type ddlState struct {
 	// and who held a conflicting lock on it then.
 	tag      tag
 	blockers []Backend
+	// class is ddl, online_ddl or maintenance.
+	class string
+	// olderSeen are the older transactions an online DDL was seen
+	// waiting for.
+	olderSeen map[Backend]bool
 }
 
 func newTracker(minDuration, mergeWithin time.Duration, rels map[int64]string, gaps []Gap) *tracker {
@@ -226,7 +285,8 @@ func (t *tracker) observe(g *graph) {
 			t.nextID++
 			inc = &incState{id: t.nextID, start: g.ts, relations: map[string]bool{}, roots: map[Backend]*rootState{},
 				waiters: map[Backend]*waiterState{}, ddls: map[Backend]*ddlState{}, edgeKinds: map[string]int{}, rowOnly: true,
-				protected: map[Backend]*Protected{}, lastQueue: map[string]queueState{}}
+				protected: map[Backend]*Protected{}, lastQueue: map[string]queueState{},
+				episodes: map[episodeKey]*episode{}, objects: map[string]int{}, queries: map[string]map[Backend]bool{}}
 			t.open = append(t.open, inc)
 		default:
 			inc = hits[0]
@@ -259,12 +319,15 @@ func (t *tracker) observe(g *graph) {
 			}
 		}
 		t.finishDDLs(inc, g)
+		t.resolveCycle(inc, g)
+		t.closeEpisodes(inc, g)
 		t.done = append(t.done, inc)
 	}
 	t.open = still
 	// Sessions that stopped waiting or blocking inside open incidents.
 	for _, inc := range t.open {
 		t.finishDDLs(inc, g)
+		t.resolveCycle(inc, g)
 	}
 	t.lastTS = g.ts
 	t.lastGraph = g
@@ -346,6 +409,7 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			inc.waiters[b] = ws
 		}
 		ws.last = g.ts
+		t.trackWait(inc, g, b, w)
 		switch w.tag.locktype {
 		case "relation", "tuple":
 			inc.relations[relName(t.rels, w.tag.relation)] = true
@@ -353,14 +417,31 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			if w.tag.locktype == "relation" {
 				inc.rowOnly = false
 			}
-			if w.tag.locktype == "relation" && strongMode(w.mode) {
+			switch {
+			case w.tag.locktype == "relation" && strongMode(w.mode):
 				inc.strong = true
-				t.ddl(inc, g, b, w.tag, w.mode, false)
+				t.ddl(inc, g, b, w.tag, w.tag.relation, w.mode, false, ddlClass(g.backends[b], DDLSchema))
+			case w.tag.locktype == "relation" && maintenance(g.backends[b]):
+				t.ddl(inc, g, b, w.tag, w.tag.relation, w.mode, false, DDLMaintenance)
 			}
 		case "transactionid":
+		case "virtualxid":
+			inc.rowOnly = false
+			if a := g.backends[b]; a != nil && onlineDDL.MatchString(a.Query) {
+				t.ddl(inc, g, b, w.tag, onlineTable(g, b, t.rels), w.mode, false, DDLOnline)
+			}
 		default:
 			inc.rowOnly = false
 		}
+		if w.tag.locktype == "advisory" {
+			inc.advisory = true
+		} else {
+			inc.nonAdvisory = true
+		}
+	}
+	t.closeEpisodes(inc, g)
+	if c := findCycle(g, in); c != nil {
+		t.noteCycle(inc, g, c)
 	}
 	inc.lastCount = count
 	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}}
@@ -423,13 +504,35 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			if a := g.backends[r]; a != nil && a.XactStart != 0 {
 				rs.xactAge = float64(g.ts-a.XactStart) / 1e6
 			}
+			if p := g.prepared[r]; p != nil {
+				rs.xactAge = float64(g.ts-p.Prepared) / 1e6
+			}
 			if a := g.backends[r]; a != nil && a.State == "idle in transaction" {
 				rs.idleSince = a.StateChange
 			}
 			inc.roots[r] = rs
 		}
+		xact := int64(0)
+		if a := g.backends[r]; a != nil {
+			xact = a.XactStart
+		}
+		if r.PID == 0 {
+			rs.prepared = true
+		}
+		if rs.streakStart == 0 || rs.xact != xact || rs.last != t.lastTS {
+			rs.streakStart = g.ts // a new run: first seen, a new transaction, or after a sample without it
+		}
+		rs.xact = xact
+		rs.maxStreak = max(rs.maxStreak, g.ts-rs.streakStart)
 		rs.last, rs.gone = g.ts, 0
 		rs.info.setRole(classify(g, r, t.rels, t.odoo))
+		for _, e := range g.edges {
+			if e.Blocker == r {
+				if w := g.waits[e.Waiter]; w != nil && w.tag.locktype != "transactionid" && w.tag.locktype != "tuple" && w.tag.locktype != "advisory" {
+					rs.nonRow = true
+				}
+			}
+		}
 		behind := g.behind(r)
 		rs.lastBehind = len(behind)
 		rs.peakBehind = max(rs.peakBehind, len(behind))
@@ -449,7 +552,7 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 						inc.relations[relName(t.rels, l.Relation)] = true
 						if strongMode(l.Mode) {
 							inc.strong = true
-							t.ddl(inc, g, r, w.tag, l.Mode, true)
+							t.ddl(inc, g, r, w.tag, w.tag.relation, l.Mode, true, ddlClass(g.backends[r], DDLSchema))
 						}
 					}
 				}
@@ -507,10 +610,10 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // ddl notes a strong relation lock request (or a held one that blocks).
-func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, mode string, held bool) {
+func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, rel int64, mode string, held bool, class string) {
 	d, ok := inc.ddls[b]
 	if !ok {
-		d = &ddlState{backend: b, info: t.session(g, b), relation: relName(t.rels, tg.relation), mode: mode}
+		d = &ddlState{backend: b, info: t.session(g, b), relation: relName(t.rels, rel), mode: mode, class: class}
 		inc.ddls[b] = d
 	}
 	d.behind = max(d.behind, len(g.behind(b)))
@@ -529,6 +632,12 @@ func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, mode string, h
 	for _, e := range g.edges {
 		if e.Waiter == b && e.Kind == EdgeHard {
 			d.blockers = append(d.blockers, e.Blocker)
+			if d.class == DDLOnline {
+				if d.olderSeen == nil {
+					d.olderSeen = map[Backend]bool{}
+				}
+				d.olderSeen[e.Blocker] = true
+			}
 		}
 	}
 }
@@ -591,8 +700,20 @@ func clock(us int64) string { return time.UnixMicro(us).UTC().Format("15:04:05.0
 // session describes b as this sample shows it, with its role.
 func (t *tracker) session(g *graph, b Backend) Session {
 	s := sessionOf(b, g.backends[b])
+	if p := g.prepared[b]; p != nil {
+		s = preparedSession(b, p)
+	}
 	s.setRole(classify(g, b, t.rels, t.odoo))
 	return s
+}
+
+// preparedSession describes a prepared transaction as a session: no
+// backend, named by its gid.
+func preparedSession(b Backend, p *recording.PreparedXact) Session {
+	prepared := time.UnixMicro(p.Prepared).UTC()
+	return Session{PID: 0, BackendStart: time.UnixMicro(b.Start).UTC(), ApplicationName: "(prepared transaction)",
+		User: p.Owner, Database: p.Database, BackendType: "prepared transaction", State: "prepared",
+		GID: p.GID, Transaction: p.Transaction, XactStart: &prepared}
 }
 
 func sessionOf(b Backend, a *recording.Activity) Session {
@@ -600,9 +721,11 @@ func sessionOf(b Backend, a *recording.Activity) Session {
 	if a == nil {
 		if b.PID == 0 {
 			s.ApplicationName = "(prepared transaction)"
+			s.BackendType, s.State = "prepared transaction", "prepared"
 		}
 		return s
 	}
+	s.Database = a.DatName
 	s.ApplicationName, s.User, s.ClientAddr = a.ApplicationName, a.UseName, a.ClientAddr
 	s.BackendType, s.State, s.Query = a.BackendType, a.State, a.Query
 	if a.XactStart != 0 {
@@ -651,27 +774,31 @@ func (inc *incState) export(id int) Incident {
 		last = inc.end
 	}
 	x.Duration = round3(float64(last-inc.start) / 1e6)
-	switch {
-	case inc.strong:
-		x.Kind = KindDDLLockQueue
-	case inc.rowOnly:
-		x.Kind = KindRowLock
-	default:
-		x.Kind = KindOther
-	}
+	x.Kind = inc.kind()
 	for r := range inc.relations {
 		x.Relations = append(x.Relations, r)
 	}
 	sort.Strings(x.Relations)
 	for _, r := range sortedRoots(inc.roots) {
+		if x.Kind == KindDeadlock || !r.persistent() {
+			// A deadlock has no root; a transient holder of churn is
+			// counted in the contention summary, not named as a root.
+			continue
+		}
 		rb := RootBlocker{Session: r.info, TransactionAge: round3(r.xactAge), Locks: r.locks, WaiterSeconds: round3(r.waiterSec),
-			PeakBehind: r.peakBehind, FirstSeen: time.UnixMicro(r.first).UTC(), LastSeen: time.UnixMicro(r.last).UTC(), Ended: r.ended}
+			PeakBehind: r.peakBehind, FirstSeen: time.UnixMicro(r.first).UTC(), LastSeen: time.UnixMicro(r.last).UTC(), Ended: r.ended,
+			Persistent: true}
 		if rb.Locks == nil {
 			rb.Locks = []HeldLock{}
+		}
+		if r.prepared {
+			rb.Ended = false // it never had a backend
 		}
 		switch {
 		case r.gone == 0:
 			rb.Outcome = "still blocking"
+		case r.prepared:
+			rb.Outcome = "finished" // ROLLBACK PREPARED or COMMIT PREPARED: its locks are gone
 		case r.ended:
 			rb.Outcome = "terminated"
 		default:
@@ -696,7 +823,10 @@ func (inc *incState) export(id int) Incident {
 	if d := principalDDL(inc.ddls); d != nil {
 		x.DDL = &DDL{PID: d.backend.PID, BackendStart: time.UnixMicro(d.backend.Start).UTC(), ApplicationName: d.info.ApplicationName,
 			Query: d.info.Query, Relation: d.relation, Mode: d.mode, Waited: round3(d.waited), Attempts: d.attempts,
-			Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind}
+			Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind, Class: d.class}
+		if d.class == DDLOnline {
+			x.DDL.WaitPhase = onlinePhase(d, inc)
+		}
 		if d.firstWait != 0 {
 			fw := time.UnixMicro(d.firstWait).UTC()
 			x.DDL.FirstWait = &fw
@@ -718,7 +848,12 @@ func (inc *incState) export(id int) Incident {
 	for _, p := range inc.series {
 		x.Waiting = append(x.Waiting, WaitingPoint{TS: time.UnixMicro(p.ts).UTC(), Waiters: p.waiters, Seconds: round3(p.dt)})
 	}
+	if inc.cycle != nil {
+		x.Deadlock = inc.cycle.export()
+	}
+	x.Contention = inc.contention(x.Kind)
 	x.Actions, x.Protected = containment(&x, inc)
+	x.Advice = advice(&x)
 	x.WhatIf = whatIf(&x, inc)
 	x.EdgeLog = inc.edgeLog
 	return x

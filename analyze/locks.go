@@ -121,7 +121,7 @@ func (t tag) describe(rels map[int64]string) string {
 	case "virtualxid":
 		return "virtual transaction " + t.virtualxid
 	case "advisory":
-		return "advisory lock " + strconv.FormatInt(t.classid, 10) + ":" + strconv.FormatInt(t.objid, 10)
+		return advisoryKey(t)
 	}
 	var b strings.Builder
 	b.WriteString(t.locktype)
@@ -136,4 +136,17 @@ func relName(rels map[int64]string, oid int64) string {
 		return n
 	}
 	return "relation " + strconv.FormatInt(oid, 10)
+}
+
+// advisoryKey names an advisory lock by the key the application passed:
+// a bigint key (objsubid 1) has its high and low halves in classid and
+// objid; two int4 keys (objsubid 2) are classid and objid.
+func advisoryKey(t tag) string {
+	switch t.objsubid {
+	case 1:
+		return "advisory lock key " + strconv.FormatInt(int64(uint64(t.classid)<<32|uint64(uint32(t.objid))), 10)
+	case 2:
+		return "advisory lock key (" + strconv.FormatInt(int64(int32(uint32(t.classid))), 10) + ", " + strconv.FormatInt(int64(int32(uint32(t.objid))), 10) + ")"
+	}
+	return "advisory lock " + strconv.FormatInt(t.classid, 10) + ":" + strconv.FormatInt(t.objid, 10)
 }

@@ -15,9 +15,32 @@ const (
 	// KindRowLock: sessions wait for each other's row locks
 	// (transactionid, tuple), with no strong relation lock involved.
 	KindRowLock = "row_lock_contention"
+	// KindHotRow: many short transactions take turns on the same rows;
+	// each holder blocks the next briefly and no single session is the
+	// cause (churn). No session actions: the fix is in the application.
+	KindHotRow = "hot_row_contention"
+	// KindDeadlock: sessions waited on each other in a cycle until
+	// PostgreSQL's deadlock detector aborted one of them.
+	KindDeadlock = "deadlock"
+	// KindOnlineDDL: CREATE INDEX CONCURRENTLY, REINDEX … CONCURRENTLY,
+	// DROP INDEX CONCURRENTLY or DETACH PARTITION … CONCURRENTLY waits for
+	// older transactions to finish (their virtualxid locks).
+	KindOnlineDDL = "online_ddl_wait"
+	// KindMaintenance: VACUUM or ANALYZE waits for its table lock.
+	KindMaintenance = "maintenance_wait"
+	// KindAdvisory: sessions wait for advisory locks (job queues,
+	// application mutexes).
+	KindAdvisory = "advisory_lock_contention"
 	// KindOther: any other lock contention (weak relation modes,
-	// advisory locks, objects).
+	// objects).
 	KindOther = "other_lock_contention"
+)
+
+// DDL classes: what kind of statement a DDL record is.
+const (
+	DDLSchema      = "ddl"         // ALTER, CREATE INDEX, TRUNCATE, …: a strong relation lock
+	DDLOnline      = "online_ddl"  // … CONCURRENTLY, waiting on older transactions
+	DDLMaintenance = "maintenance" // VACUUM or ANALYZE
 )
 
 // DDL outcomes.
@@ -120,9 +143,76 @@ type Incident struct {
 	WhatIf []WhatIf `json:"what_if"`
 	// Runbook answers the on-call runbook's questions for this incident.
 	Runbook Runbook `json:"runbook"`
+	// Deadlock is the cycle of a deadlock incident (null otherwise).
+	Deadlock *Deadlock `json:"deadlock"`
+	// Contention describes row or advisory lock contention with no DDL:
+	// the hot object, how often and how long sessions waited, and
+	// whether the holders churned (null for other kinds).
+	Contention *Contention `json:"contention"`
+	// Advice is what to change so it does not happen again, with the
+	// evidence for each item.
+	Advice []Advice `json:"advice"`
 	// EdgeLog is every wait-for edge of every sample; it goes to the
 	// derived Parquet tables, not to incident.json.
 	EdgeLog []EdgeRecord `json:"-"`
+}
+
+// Deadlock is a cycle in the wait-for graph: each member waits for a lock
+// the next one holds.
+type Deadlock struct {
+	Members []CycleMember `json:"members"`
+	// FirstSeen and LastSeen are the first and last samples that saw
+	// the cycle; Stood how long it stood at least, from the latest
+	// member's wait start (PostgreSQL 14+) or the first sample.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Stood     float64   `json:"stood_s"`
+	// Victim is the member PostgreSQL aborted (pid 0 when the recording
+	// cannot tell), with the evidence.
+	Victim         int32  `json:"victim_pid"`
+	VictimEvidence string `json:"victim_evidence"`
+}
+
+// CycleMember is one session of a deadlock cycle, in cycle order.
+type CycleMember struct {
+	Session
+	// WaitsFor is the lock it requested (mode and object); HeldBy the
+	// next member, which holds a conflicting lock on it.
+	WaitsFor string `json:"waits_for"`
+	HeldBy   int32  `json:"held_by"`
+}
+
+// Contention summarises lock contention with no DDL.
+type Contention struct {
+	// Object is the hot object: the relation, and the row when waits
+	// queued on a tuple, or the advisory lock.
+	Object string `json:"object"`
+	// Churn is true when the holders changed from sample to sample,
+	// each blocking briefly (see Persistent); ChurnHolders counts the
+	// transient holders seen.
+	Churn        bool `json:"churn"`
+	ChurnHolders int  `json:"churn_holders"`
+	// Waits counts the separate waits seen; WaitsPerSecond their rate
+	// over the incident; MaxWait and P95Wait how long they lasted, in
+	// seconds (as seen by the samples: at least this long).
+	Waits          int     `json:"waits"`
+	WaitsPerSecond float64 `json:"waits_per_s"`
+	MaxWait        float64 `json:"max_wait_s"`
+	P95Wait        float64 `json:"p95_wait_s"`
+	// Statements are the statements involved, most frequent first.
+	Statements []Statement `json:"statements"`
+}
+
+// Statement is a statement text and how many sessions were seen running it.
+type Statement struct {
+	Query    string `json:"query"`
+	Sessions int    `json:"sessions"`
+}
+
+// Advice is a change that would prevent the incident, with why.
+type Advice struct {
+	Advice   string `json:"advice"`
+	Evidence string `json:"evidence"`
 }
 
 // EdgeRecord is one wait-for edge in one sample.
@@ -151,11 +241,31 @@ type WhatIf struct {
 type Action struct {
 	PID          int32     `json:"pid"`
 	BackendStart time.Time `json:"backend_start"`
-	Role         string    `json:"role"`
-	// Action is cancel, terminate or leave.
+	// GID names the prepared transaction a rollback_prepared or
+	// commit_prepared acts on (pid 0).
+	GID  string `json:"gid,omitempty"`
+	Role string `json:"role"`
+	// Action is cancel, terminate, rollback_prepared, commit_prepared or
+	// leave.
 	Action string `json:"action"`
-	Reason string `json:"reason"`
+	// SQL is the exact statement to run (empty for leave): for a backend
+	// it checks backend_start too, so a reused pid is never hit; for a
+	// prepared transaction it must run in Database.
+	SQL      string `json:"sql,omitempty"`
+	Database string `json:"database,omitempty"`
+	Reason   string `json:"reason"`
+	// Evidence is what in the recording the action rests on.
+	Evidence string `json:"evidence,omitempty"`
 }
+
+// Actions.
+const (
+	ActionCancel           = "cancel"
+	ActionTerminate        = "terminate"
+	ActionRollbackPrepared = "rollback_prepared"
+	ActionCommitPrepared   = "commit_prepared"
+	ActionLeave            = "leave"
+)
 
 // Protected is a session not to be touched.
 type Protected struct {
@@ -170,7 +280,15 @@ type Session struct {
 	ApplicationName string    `json:"application_name"`
 	User            string    `json:"usename"`
 	ClientAddr      string    `json:"client_addr,omitempty"`
-	BackendType     string    `json:"backend_type"`
+	// Database is the database it is connected to (for a prepared
+	// transaction: the one it was prepared in, where ROLLBACK PREPARED
+	// must run).
+	Database    string `json:"database,omitempty"`
+	BackendType string `json:"backend_type"`
+	// GID and Transaction name a prepared transaction (pid 0): it has
+	// no backend to cancel or terminate.
+	GID         string `json:"gid,omitempty"`
+	Transaction int64  `json:"transaction,omitempty"`
 	// Role is what the session is (odoo-cron, migration, backup, …) and
 	// RoleEvidence the rule that says so.
 	Role         string     `json:"role"`
@@ -203,6 +321,10 @@ type RootBlocker struct {
 	// DrainSeconds how long the queue took to drain after that.
 	Gone         *time.Time `json:"gone"`
 	DrainSeconds *float64   `json:"drain_s"`
+	// Persistent is true when the same backend and transaction was seen
+	// blocking across samples for at least a second (see SCHEMA.md);
+	// transient holders of hot-row churn are not root blockers.
+	Persistent bool `json:"persistent"`
 	// Ended is true when the backend itself disappeared (terminated or
 	// disconnected), false when it stayed and released its locks.
 	Ended bool `json:"ended"`
@@ -234,6 +356,11 @@ type DDL struct {
 	Evidence string  `json:"evidence"`
 	// QueuedBehind is the most sessions seen waiting behind it.
 	QueuedBehind int `json:"queued_behind"`
+	// Class is ddl, online_ddl (… CONCURRENTLY, waiting on older
+	// transactions) or maintenance (VACUUM, ANALYZE).
+	Class string `json:"class"`
+	// WaitPhase says what it waited for, in words.
+	WaitPhase string `json:"wait_phase,omitempty"`
 	// FirstWait is when it was first seen waiting, Settled the first
 	// sample after its last wait ended (null when it never waited or
 	// still waits).

@@ -444,6 +444,20 @@ func convOdooModule(c columns) func(int, *recording.OdooModule) {
 	}
 }
 
+func convPreparedXact(c columns) func(int, *recording.PreparedXact) {
+	cSampleId := c.int64At("sample_id")
+	cTs := c.int64At("ts")
+	cTransaction := c.int64At("transaction")
+	cGid := c.strAt("gid")
+	cPrepared := c.int64At("prepared")
+	cOwner := c.strAt("owner")
+	cDatabase := c.strAt("database")
+	return func(i int, p *recording.PreparedXact) {
+		*p = recording.PreparedXact{SampleID: cSampleId(i), TS: cTs(i), Transaction: cTransaction(i),
+			GID: cGid(i), Prepared: cPrepared(i), Owner: cOwner(i), Database: cDatabase(i)}
+	}
+}
+
 func convPgBouncerServer(c columns) func(int, *recording.PgBouncerServer) {
 	cSampleId := c.int64At("sample_id")
 	cTs := c.int64At("ts")

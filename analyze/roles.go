@@ -19,6 +19,7 @@ const (
 	RoleOdooHTTP    = "odoo-http"
 	RolePgBouncer   = "pgbouncer-client"
 	RoleApplication = "application"
+	RolePrepared    = "prepared-transaction"
 	RoleOther       = "other"
 )
 
@@ -41,7 +42,10 @@ var (
 func classify(g *graph, b Backend, rels map[int64]string, odoo bool) (role, evidence string) {
 	a := g.backends[b]
 	if b.PID == 0 {
-		return RoleOther, "a prepared transaction (pg_prepared_xacts), owned by no backend"
+		if p := g.prepared[b]; p != nil {
+			return RolePrepared, "a prepared transaction (pg_prepared_xacts gid " + p.GID + "), owned by no backend"
+		}
+		return RolePrepared, "a prepared transaction (pid NULL in pg_locks, pid 0 in pg_blocking_pids), owned by no backend"
 	}
 	if a == nil {
 		return RoleOther, "not in pg_stat_activity when sampled"
@@ -88,6 +92,11 @@ func classify(g *graph, b Backend, rels map[int64]string, odoo bool) (role, evid
 	if bt != "" && bt != "client backend" {
 		return RoleOther, "backend_type " + bt
 	}
+	// Behaviour said nothing specific: a documented name hint decides
+	// before the generic roles.
+	if role, ok := nameHint(app); ok {
+		return role, "application_name " + app + " (name hint; its behaviour was that of any client)"
+	}
 	if g.pooled[b.PID] {
 		return RolePgBouncer, "a PgBouncer server connection (SHOW SERVERS remote_pid)"
 	}
@@ -95,6 +104,26 @@ func classify(g *graph, b Backend, rels map[int64]string, odoo bool) (role, evid
 		return RoleOdooHTTP, "client backend of an Odoo database running application queries"
 	}
 	return RoleApplication, "client backend"
+}
+
+// nameHints are application_name patterns that hint at a role when the
+// session's behaviour does not show one: weaker evidence than what it
+// holds or runs, stronger than "a client backend".
+var nameHints = []struct {
+	re   *regexp.Regexp
+	role string
+}{
+	{regexp.MustCompile(`(?i)cron|scheduler|job[-_ ]?(queue|runner|worker)`), RoleOdooCron},
+	{regexp.MustCompile(`(?i)migrat|upgrade|flyway|liquibase|alembic|odoo-bin\s+-u`), RoleMigration},
+}
+
+func nameHint(app string) (string, bool) {
+	for _, h := range nameHints {
+		if h.re.MatchString(app) {
+			return h.role, true
+		}
+	}
+	return "", false
 }
 
 func firstWords(s string, n int) string {
@@ -108,7 +137,7 @@ func firstWords(s string, n int) string {
 // rolePriority ranks roles by how specific their evidence is: a session
 // first seen as an ordinary client and later running DDL is a migration.
 var rolePriority = map[string]int{
-	RoleReplication: 9, RoleBackup: 9, RoleAutovacuum: 8, RoleMigration: 7, RoleOdooCron: 6,
+	RolePrepared: 10, RoleReplication: 9, RoleBackup: 9, RoleAutovacuum: 8, RoleMigration: 7, RoleOdooCron: 6,
 	RoleAdmin: 5, RolePgBouncer: 4, RoleOdooHTTP: 3, RoleApplication: 2, RoleOther: 1,
 }
 

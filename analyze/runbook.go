@@ -123,6 +123,8 @@ func runbook(x *Incident, inc *incState, pendingModules []string) Runbook {
 
 	// Finish forward or roll back.
 	switch {
+	case x.DDL != nil && len(x.Actions) > 0 && x.Actions[0].PID == x.DDL.PID && x.Actions[0].Action == ActionCancel:
+		rb.Path, rb.PathEvidence = "roll back", "the DDL's blocker is a protected session the runbook says not to touch: stop the migration attempt and reschedule it after the protected work, with lock_timeout set"
 	case x.DDL != nil && x.DDL.Outcome == OutcomeGranted:
 		rb.Path, rb.PathEvidence = "finish-forward", "the DDL got its lock once its blocker was gone and the queue drained: the change went through"
 	case tr == "growing":
@@ -143,6 +145,11 @@ func runbook(x *Incident, inc *incState, pendingModules []string) Runbook {
 		default:
 			after := r.Gone.Sub(x.Start).Seconds()
 			how := "released its locks (commit, rollback or a cancelled statement) and stayed connected"
+			if r.GID != "" {
+				rb.Done = append(rb.Done, fmt.Sprintf("the prepared transaction '%s' (root blocker, pid 0) was finished — ROLLBACK PREPARED or COMMIT PREPARED — at %s, %.1f s after the queue formed",
+					r.GID, r.Gone.Format("15:04:05"), r.Gone.Sub(x.Start).Seconds()))
+				continue
+			}
 			if r.Ended {
 				how = "went away (pg_terminate_backend, or its client disconnected)"
 			}

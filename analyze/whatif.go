@@ -13,6 +13,7 @@ var (
 	whatIfIdleTimeouts  = []time.Duration{10 * time.Second, time.Minute}
 	assumeQueueReplays  = "each new attempt's queue re-forms as the recorded one did from the DDL's first wait"
 	assumeBehindDDLOnly = "only sessions queued behind the DDL are spared; sessions waiting on the root blocker directly wait as recorded"
+	assumeGivesUp       = "the DDL gives up once its lock_timeout has passed since its first wait"
 )
 
 // whatIf replays the recorded incident under lock_timeout on its DDL (with
@@ -41,7 +42,7 @@ func whatIf(x *Incident, inc *incState) []WhatIf {
 				}
 				return p.waiters
 			}, fmt.Sprintf("the %s would have failed after %s: the change is not applied and must be run again", d.mode, l),
-				[]string{"the DDL gives up " + l.String() + " after its first wait; " + assumeBehindDDLOnly, "sessions behind it get their locks at once"}))
+				[]string{assumeGivesUp, assumeBehindDDLOnly, "sessions behind it get their locks at once"}))
 
 			period := lu + whatIfRetryPause.Microseconds()
 			out = append(out, summarizeSeries(fmt.Sprintf("lock_timeout = %s, retry after %s", l, whatIfRetryPause), inc.series, func(p point) int {

@@ -34,10 +34,12 @@ var (
 	sqlColumns string
 	//go:embed sql/odoo_modules.sql
 	sqlOdooModules string
+	//go:embed sql/prepared_xacts.sql
+	sqlPreparedXacts string
 )
 
 func init() {
-	for _, q := range []*string{&sqlRelations, &sqlIdentity, &sqlColumns, &sqlOdooModules} {
+	for _, q := range []*string{&sqlRelations, &sqlIdentity, &sqlColumns, &sqlOdooModules, &sqlPreparedXacts} {
 		*q = stripComments(*q)
 	}
 }
@@ -156,10 +158,14 @@ func (s *sampler) full(ctx context.Context, sample *recording.Sample, id int64) 
 	b := &pgx.Batch{}
 	b.Queue(s.q.activity, s.queryMax)
 	b.Queue(s.q.locks)
+	b.Queue(sqlPreparedXacts)
 	br := s.conn.SendBatch(ctx, b)
 	ts, err := s.scanActivity(br, sample, id)
 	if err == nil {
 		err = s.scanLocks(br, sample, id, ts)
+	}
+	if err == nil {
+		err = s.scanPreparedXacts(br, sample, id, ts)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -305,6 +311,33 @@ func (s *sampler) scanLocks(br pgx.BatchResults, sample *recording.Sample, id, t
 		return fmt.Errorf("sample pg_locks: %w", err)
 	}
 	slices.SortFunc(sample.Locks, compareLocks)
+	return nil
+}
+
+// scanPreparedXacts reads pg_prepared_xacts, sent in the same batch as the
+// activity and lock scans (one round trip for the full sample).
+func (s *sampler) scanPreparedXacts(br pgx.BatchResults, sample *recording.Sample, id, ts int64) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("sample pg_prepared_xacts: %w", err)
+	}
+	defer rows.Close()
+	var (
+		xid             int64
+		gid             string
+		prepared        pgtype.Timestamptz
+		owner, database pgtype.Text
+	)
+	for rows.Next() {
+		if err := rows.Scan(&xid, &gid, &prepared, &owner, &database); err != nil {
+			return fmt.Errorf("scan pg_prepared_xacts: %w", err)
+		}
+		sample.PreparedXacts = append(sample.PreparedXacts, recording.PreparedXact{SampleID: id, TS: ts,
+			Transaction: xid, GID: gid, Prepared: micros(prepared), Owner: owner.String, Database: database.String})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sample pg_prepared_xacts: %w", err)
+	}
 	return nil
 }
 

@@ -108,7 +108,11 @@ func BlockingDOT(inc analyze.Incident) string {
 		s := sessions[pid]
 		lines := []string{fmt.Sprintf("pid %d", pid), s.ApplicationName, s.Role + " · " + s.State}
 		attrs := ""
-		if r, ok := roots[pid]; ok {
+		if r, ok := roots[pid]; ok && r.GID != "" {
+			lines = []string{"prepared transaction " + r.GID, "owner " + r.User + " · database " + r.Database,
+				fmt.Sprintf("ROOT BLOCKER · prepared %.1f s before", r.TransactionAge)}
+			attrs = `, fillcolor="#f8d7da", penwidth=2`
+		} else if ok {
 			lines = append(lines, fmt.Sprintf("ROOT BLOCKER · xact %.1f s", r.TransactionAge))
 			attrs = `, fillcolor="#f8d7da", penwidth=2`
 		} else if s.Mode != "" {

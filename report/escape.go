@@ -71,3 +71,19 @@ func inline(s string) string {
 	}
 	return b.String()
 }
+
+// code puts s in an inline code span on one line: markup inside it is
+// shown, not interpreted, and its delimiter is longer than any run of
+// backticks in s.
+func code(s string) string {
+	s = strings.Join(strings.Fields(controls.Replace(s)), " ")
+	n := 1
+	for _, m := range backticks.FindAllString(s, -1) {
+		n = max(n, len(m)+1)
+	}
+	d := strings.Repeat("`", n)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return d + s + d
+}

@@ -28,6 +28,7 @@ var postmortemTmpl string
 
 var tmpl = template.Must(template.New("postmortem").Funcs(template.FuncMap{
 	"fence":    fence,
+	"code":     code,
 	"cell":     cell,
 	"inline":   inline,
 	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
@@ -181,7 +182,12 @@ func summary(inc analyze.Incident) string {
 			}
 			holds = strings.Join(parts, " and ")
 		}
-		fmt.Fprintf(&b, "Root cause: %s session pid %d (%s), %s, held %s", article(r.Role), r.PID, inline(r.ApplicationName), inline(r.State), inline(holds))
+		if r.GID != "" {
+			fmt.Fprintf(&b, "Root cause: the prepared transaction %s (no backend; owner %s, database %s), prepared %s before it was first seen blocking, held %s",
+				code(r.GID), inline(r.User), inline(r.Database), human(r.TransactionAge), inline(holds))
+		} else {
+			fmt.Fprintf(&b, "Root cause: %s session pid %d (%s), %s, held %s", article(r.Role), r.PID, inline(r.ApplicationName), inline(r.State), inline(holds))
+		}
 		if d := inc.DDL; d != nil && d.PID != r.PID {
 			fmt.Fprintf(&b, "; the %s's %s request on %s queued behind it for %s and %d sessions queued behind the DDL", roleWord(d), d.Mode, inline(d.Relation), human(d.Waited), d.QueuedBehind)
 		} else if d != nil {
@@ -200,7 +206,11 @@ func summary(inc analyze.Incident) string {
 		if r.Ended {
 			how = "was terminated (or disconnected)"
 		}
-		fmt.Fprintf(&b, "It ended when pid %d %s, %s after the queue formed; the queue drained %s later.", r.PID, how, human(r.Gone.Sub(inc.Start).Seconds()), drain(r))
+		who := fmt.Sprintf("pid %d", r.PID)
+		if r.GID != "" {
+			who, how = "the prepared transaction "+code(r.GID), "was finished (ROLLBACK PREPARED or COMMIT PREPARED)"
+		}
+		fmt.Fprintf(&b, "It ended when %s %s, %s after the queue formed; the queue drained %s later.", who, how, human(r.Gone.Sub(inc.Start).Seconds()), drain(r))
 	} else {
 		b.WriteString("The queue drained.")
 	}

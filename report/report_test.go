@@ -150,7 +150,18 @@ func TestBlockingGraph(t *testing.T) {
 				t.Fatal(err)
 			}
 			titles := svgNodeTitles(t, svg)
-			want2 := []string{fmt.Sprintf("pid%d", inc.RootBlockers[0].PID)}
+			var want2 []string
+			if len(inc.RootBlockers) > 0 {
+				want2 = append(want2, fmt.Sprintf("pid%d", inc.RootBlockers[0].PID))
+			}
+			if inc.Deadlock != nil {
+				for _, m := range inc.Deadlock.Members {
+					want2 = append(want2, fmt.Sprintf("pid%d", m.PID))
+				}
+			}
+			if len(want2) == 0 && (inc.Contention == nil || !inc.Contention.Churn) {
+				t.Fatalf("incident %d (%s) has no root blocker and no deadlock cycle to draw", inc.ID, inc.Kind)
+			}
 			if inc.DDL != nil {
 				want2 = append(want2, fmt.Sprintf("pid%d", inc.DDL.PID))
 			}

@@ -51,6 +51,7 @@ func TestArrowReadsEveryColumn(t *testing.T) {
 		PgBouncerPools:   []recording.PgBouncerPool{{SampleID: 7, TS: ts, Database: "odoo", User: "odoo", ClActive: 4, ClWaiting: 2, SvActive: 1, SvIdle: 1, SvUsed: 1, SvTested: 1, SvLogin: 1, MaxWaitMicros: 12, PoolMode: "transaction"}},
 		PgBouncerServers: []recording.PgBouncerServer{{SampleID: 7, TS: ts, Type: "S", User: "odoo", Database: "odoo", State: "active", Addr: "127.0.0.1", Port: 5432, LocalAddr: "127.0.0.1", LocalPort: 40001, ConnectTime: ts - 50, RequestTime: ts - 2, RemotePID: 11, ApplicationName: "odoo-77"}},
 		OdooModules:      []recording.OdooModule{{SampleID: 7, TS: ts, Name: "stock", State: "to upgrade"}},
+		PreparedXacts:    []recording.PreparedXact{{SampleID: 7, TS: ts, Transaction: 901, GID: "tm-1'x", Prepared: ts - 40, Owner: "odoo", Database: "odoo"}},
 	}
 	j, err := recording.CreateJournal(dir, meta)
 	if err != nil {
@@ -71,6 +72,7 @@ func TestArrowReadsEveryColumn(t *testing.T) {
 		recording.TableLocks: sample.Locks, recording.TableEdges: sample.Edges, recording.TableRelations: sample.Relations,
 		recording.TableEvents: sample.Events, recording.TablePgBouncerPools: sample.PgBouncerPools,
 		recording.TablePgBouncerServers: sample.PgBouncerServers, recording.TableOdooModules: sample.OdooModules,
+		recording.TablePreparedXacts: sample.PreparedXacts,
 	}
 	for _, table := range recording.Tables() {
 		t.Run(table, func(t *testing.T) {

@@ -9,7 +9,8 @@
 // The tables are activity (pg_stat_activity), locks (pg_locks), edges
 // (pg_blocking_pids), relations (relation names), ticks (one row per
 // sample, with the recorder's own cost), events (connects, gaps, warnings),
-// pgbouncer_pools, pgbouncer_servers and odoo_modules. Row structs in this
+// pgbouncer_pools, pgbouncer_servers, odoo_modules and prepared_xacts
+// (pg_prepared_xacts, in full samples). Row structs in this
 // package are the schema: column names follow PostgreSQL's, pids are int32,
 // times are microseconds since the epoch in UTC.
 //

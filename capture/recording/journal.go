@@ -145,6 +145,7 @@ func (w *JournalWriter) Append(s *Sample) (int, error) {
 	b = appendTable(b, idxPgBouncerPools, s.PgBouncerPools, &w.row)
 	b = appendTable(b, idxPgBouncerServers, s.PgBouncerServers, &w.row)
 	b = appendTable(b, idxOdooModules, s.OdooModules, &w.row)
+	b = appendTable(b, idxPreparedXacts, s.PreparedXacts, &w.row)
 	w.raw = b
 	return w.writeRecord()
 }

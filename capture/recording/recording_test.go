@@ -51,7 +51,8 @@ func testSample(id int64, ts int64, waiters int32) Sample {
 			SvActive: 5, MaxWaitMicros: 2_500_000, PoolMode: "transaction"}},
 		PgBouncerServers: []PgBouncerServer{{SampleID: id, TS: ts, Type: "S", User: "odoo", Database: "odoo", State: "active",
 			Addr: "127.0.0.1", Port: 5432, RemotePID: 100}},
-		OdooModules: []OdooModule{{SampleID: id, TS: ts, Name: "stock", State: "to upgrade"}},
+		OdooModules:   []OdooModule{{SampleID: id, TS: ts, Name: "stock", State: "to upgrade"}},
+		PreparedXacts: []PreparedXact{{SampleID: id, TS: ts, Transaction: 4242, GID: "tm:42", Prepared: ts - 9_000_000, Owner: "odoo", Database: "odoo"}},
 	}
 }
 
@@ -88,6 +89,7 @@ func readAll(t *testing.T, seg Segment) Sample {
 	got.PgBouncerPools = mustRead[PgBouncerPool](t, seg, TablePgBouncerPools)
 	got.PgBouncerServers = mustRead[PgBouncerServer](t, seg, TablePgBouncerServers)
 	got.OdooModules = mustRead[OdooModule](t, seg, TableOdooModules)
+	got.PreparedXacts = mustRead[PreparedXact](t, seg, TablePreparedXacts)
 	return got
 }
 

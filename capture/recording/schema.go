@@ -21,6 +21,7 @@ const (
 	TablePgBouncerPools   = "pgbouncer_pools"
 	TablePgBouncerServers = "pgbouncer_servers"
 	TableOdooModules      = "odoo_modules"
+	TablePreparedXacts    = "prepared_xacts"
 )
 
 // Tick kinds.
@@ -203,6 +204,20 @@ type OdooModule struct {
 	State    string `parquet:"state,dict"`
 }
 
+// PreparedXact is a row of pg_prepared_xacts in a full sample: a
+// transaction prepared for two-phase commit holds its locks with no
+// backend (pg_locks shows them with a NULL pid and virtualtransaction
+// -1/<transaction>) until ROLLBACK PREPARED or COMMIT PREPARED.
+type PreparedXact struct {
+	SampleID    int64  `parquet:"sample_id,dict"`
+	TS          int64  `parquet:"ts,dict,timestamp(microsecond)"`
+	Transaction int64  `parquet:"transaction"`
+	GID         string `parquet:"gid,dict"`
+	Prepared    int64  `parquet:"prepared,timestamp(microsecond)"`
+	Owner       string `parquet:"owner,optional,dict"`
+	Database    string `parquet:"database,optional,dict"`
+}
+
 // tableDef ties a table name to its schema and Go row type.
 type tableDef struct {
 	name   string
@@ -223,6 +238,8 @@ const (
 	idxPgBouncerPools
 	idxPgBouncerServers
 	idxOdooModules
+	idxPreparedXacts
+	numTables
 )
 
 // tables lists every table in the order of the idx constants.
@@ -236,6 +253,7 @@ var tables = []tableDef{
 	{TablePgBouncerPools, parquet.SchemaOf(PgBouncerPool{}), false},
 	{TablePgBouncerServers, parquet.SchemaOf(PgBouncerServer{}), false},
 	{TableOdooModules, parquet.SchemaOf(OdooModule{}), false},
+	{TablePreparedXacts, parquet.SchemaOf(PreparedXact{}), false},
 }
 
 // Tables returns the names of all tables, in a fixed order.
@@ -269,4 +287,5 @@ type Sample struct {
 	PgBouncerPools   []PgBouncerPool
 	PgBouncerServers []PgBouncerServer
 	OdooModules      []OdooModule
+	PreparedXacts    []PreparedXact
 }

@@ -170,15 +170,13 @@ type sealer struct {
 	dir     string
 	meta    Meta // the journal's last metadata record
 	sum     Meta // the summary of the ticks read so far
-	writers [len9]*parquet.GenericWriter[any]
-	files   [len9]*os.File
-	paths   [len9]string
-	rows    [len9]int64
-	blocks  [len9]int64 // sample records with rows of each table
+	writers [numTables]*parquet.GenericWriter[any]
+	files   [numTables]*os.File
+	paths   [numTables]string
+	rows    [numTables]int64
+	blocks  [numTables]int64 // sample records with rows of each table
 	one     [1]parquet.Row
 }
-
-const len9 = idxOdooModules + 1
 
 var codec = &pageCodec{}
 
@@ -274,7 +272,7 @@ func (s *sealer) closeTable(idx int) error {
 // ticks file exists is whole.
 func (s *sealer) rename() (Segment, error) {
 	seg := Segment{Meta: s.meta, Files: map[string]string{}}
-	order := []int{idxEvents, idxActivity, idxLocks, idxEdges, idxRelations, idxPgBouncerPools, idxPgBouncerServers, idxOdooModules, idxTicks}
+	order := []int{idxEvents, idxActivity, idxLocks, idxEdges, idxRelations, idxPgBouncerPools, idxPgBouncerServers, idxOdooModules, idxPreparedXacts, idxTicks}
 	for _, idx := range order {
 		if s.paths[idx] == "" {
 			continue
