@@ -12,7 +12,7 @@ import (
 	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
-	"github.com/lockscope/lockscope/fixtures/pgtest"
+	"github.com/lockscope/lockscope/fixtures/pgtest/pgserver"
 	"github.com/lockscope/lockscope/fixtures/scenario"
 	reportpkg "github.com/lockscope/lockscope/report"
 )
@@ -49,7 +49,7 @@ postmortem.md and incident.json are printed.
 				out = filepath.Join(out, "recording")
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "starting a throwaway PostgreSQL server…")
-			srv, err := pgtest.Start(ctx, pgtest.Options{Logger: log})
+			srv, err := pgserver.Start(ctx, pgserver.Options{Logger: log})
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
