@@ -20,21 +20,8 @@ var ErrGuardPrivilege = errors.New("the guard cannot cancel queries")
 // GuardCancel is one query the guard cancelled.
 type GuardCancel struct {
 	// TS is the server time of the sample the decision was taken on.
-	TS       time.Time
-	PID      int32
-	App      string
-	Query    string
-	Mode     string
-	Relation string
-	Waited   time.Duration
-	// Behind is how many sessions were queued behind it.
-	Behind int
-}
-
-// Message is the text of the cancel's events row.
-func (c GuardCancel) Message() string {
-	return fmt.Sprintf("cancelled pid %d (application %q) after waiting %.1f s for %s on %s with %d sessions queued behind it: %s",
-		c.PID, c.App, c.Waited.Seconds(), c.Mode, c.Relation, c.Behind, c.Query)
+	TS time.Time
+	recording.GuardCancel
 }
 
 // guard is the lock_timeout a deploy did not set, applied from outside:
@@ -170,8 +157,9 @@ func (r *recorder) runGuard(ctx context.Context, q *lockQueue) {
 		if start == 0 {
 			start = r.guard.firstSeen[waitKey{w.pid, w.backendStart, w.queryStart}]
 		}
-		c := GuardCancel{TS: time.UnixMicro(q.ts).UTC(), PID: w.pid, App: w.app, Query: truncate(w.query, r.cfg.QueryMax),
-			Mode: w.mode, Relation: rel, Waited: time.Duration(q.ts-start) * time.Microsecond, Behind: q.queuedBehind(w.pid)}
+		c := GuardCancel{TS: time.UnixMicro(q.ts).UTC(), GuardCancel: recording.GuardCancel{PID: w.pid, App: w.app,
+			Query: truncate(w.query, r.cfg.QueryMax), Mode: w.mode, Relation: rel,
+			Waited: time.Duration(q.ts-start) * time.Microsecond, Behind: q.queuedBehind(w.pid)}}
 		done, err := r.guard.cancel(ctx, r.conn, w)
 		if err != nil {
 			msg := fmt.Sprintf("guard: could not cancel pid %d waiting for %s on %s: %s", w.pid, w.mode, rel, r.red.clean(err.Error()))

@@ -93,7 +93,7 @@ func runWrapped(cmd *cobra.Command, o *captureOptions, log *slog.Logger, command
 		return fmt.Errorf("capture: start %s: %w", command[0], err)
 	}
 	events <- recording.Event{TS: start.UnixMicro(), Kind: recording.EventCommandStart,
-		Message: fmt.Sprintf("pid %d: %s", c.Process.Pid, line)}
+		Message: recording.CommandStartMessage(c.Process.Pid, line)}
 	log.Info("command started", "pid", c.Process.Pid, "command", line)
 	waitc := make(chan error, 1)
 	go func() { waitc <- c.Wait() }()
@@ -116,7 +116,7 @@ wait:
 	}
 	dur := time.Since(start)
 	status, how := commandStatus(c.ProcessState)
-	endMsg := fmt.Sprintf("%s after %.3f s: %s", how, dur.Seconds(), line)
+	endMsg := recording.CommandEndMessage(how, dur, line)
 	events <- recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventCommandEnd, Message: endMsg}
 	log.Info("command ended", "status", status, "how", how, "duration", dur.Round(time.Millisecond))
 
