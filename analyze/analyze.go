@@ -169,6 +169,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	rec.Cost = cost.result()
 	res.Incidents = tr.finish(rec.PendingModules)
+	deployEvents(res, events)
 	return res, nil
 }
 

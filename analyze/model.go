@@ -84,6 +84,10 @@ type Recording struct {
 	BurstIntervalMS int64 `json:"burst_interval_ms"`
 	// Cost is what the recorder's samples cost, from its ticks.
 	Cost RecorderCost `json:"recorder_cost"`
+	// Commands are the commands a wrapping capture ran (capture --
+	// COMMAND), and GuardCancels what its guard cancelled (see guard.go).
+	Commands     []CommandRun  `json:"commands"`
+	GuardCancels []GuardCancel `json:"guard_cancels"`
 }
 
 // RecorderCost is the observer effect: the recorder's own cost per sample.

@@ -83,12 +83,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.GuardWait > 0 {
+		if err := checkGuardPrivilege(ctx, conn, srv); err != nil {
+			conn.Close(context.Background())
+			return err
+		}
+	}
+	cfg.Metrics.setMaxAge(HealthMaxAge(cfg))
 	r := &recorder{
 		cfg: cfg, cc: cc, red: red, log: log, bouncer: bouncer,
 		segs:   segs,
 		seals:  make(chan string, 16),
 		failed: make(chan error, 1),
 		local:  isLocal(cc.Host),
+		guard:  newGuard(cfg),
 	}
 	for _, s := range segs {
 		r.nextID = max(r.nextID, s.Meta.LastSampleID)
@@ -129,6 +137,7 @@ type recorder struct {
 	srv     *server
 	sampler *sampler
 	cpu     *backendCPU
+	guard   *guard
 
 	journal                   *recording.JournalWriter
 	segStart                  time.Time
@@ -194,7 +203,10 @@ func (r *recorder) run(ctx context.Context, conn *pgx.Conn, srv *server) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return r.stop("stopped by signal")
+			return r.stop(stopReason(ctx))
+		case e := <-r.cfg.Events:
+			r.external(e)
+			continue
 		case <-deadline:
 			return r.stop("duration reached")
 		case err := <-r.failed:
@@ -333,6 +345,24 @@ func (r *recorder) event(kind, msg string) {
 	r.pending = append(r.pending, e)
 }
 
+// external queues an event handed in through Config.Events.
+func (r *recorder) external(e recording.Event) {
+	e.Message = r.red.clean(e.Message)
+	if r.srv != nil {
+		e.CapturePID = r.srv.backendPID
+	}
+	r.pending = append(r.pending, e)
+}
+
+// stopReason is the cause the capture's context was cancelled with, when
+// one was given ("command exited with status 1"), else a signal.
+func stopReason(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) && !errors.Is(c, context.DeadlineExceeded) {
+		return c.Error()
+	}
+	return "stopped by signal"
+}
+
 // flushEvents writes queued events as a record of their own.
 func (r *recorder) flushEvents() error {
 	if len(r.pending) == 0 || r.journal == nil {
@@ -340,9 +370,11 @@ func (r *recorder) flushEvents() error {
 	}
 	s := recording.Sample{Events: r.pending}
 	r.pending = nil
-	if _, err := r.journal.Append(&s); err != nil {
+	n, err := r.journal.Append(&s)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
+	r.cfg.Metrics.wrote(n)
 	return nil
 }
 
@@ -425,12 +457,24 @@ func (r *recorder) tick(ctx context.Context, now time.Time, period time.Duration
 	}
 	sample.Events, r.pending = r.pending, nil
 	tick.ClientMicros = processCPU() - cpu0
-	if _, err := r.journal.Append(&sample); err != nil {
+	n, err := r.journal.Append(&sample)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	r.nextID++
 	r.lastOK, r.lastTS = now, tick.TS
 	r.lastWarn = ""
+	r.cfg.Metrics.tick(tick, n, time.Now())
+	// The guard and the window read the sample just written: they cost
+	// no query (the guard sends one only when it acts).
+	var q *lockQueue
+	if tick.Kind == recording.TickFull && (r.guard != nil || r.cfg.Window != nil) {
+		q = newLockQueue(&sample)
+	}
+	r.cfg.Window.observe(tick, q, r.relationName)
+	if r.guard != nil && q != nil {
+		r.runGuard(ctx, q)
+	}
 	if r.cfg.OnTick != nil {
 		r.cfg.OnTick(*tick)
 	}
@@ -474,6 +518,7 @@ func (r *recorder) reconnect(ctx context.Context, now time.Time) error {
 		GapStart: start, GapEnd: now.UnixMicro(),
 		Message: fmt.Sprintf("no samples for %v while the server was unreachable", now.Sub(gapStart).Round(time.Millisecond))}
 	r.pending = append(r.pending, e)
+	r.cfg.Metrics.reconnected()
 	r.log.Info("reconnected", "gap", now.Sub(gapStart).Round(time.Millisecond), "backend_pid", srv.backendPID)
 	// Look at the server at once: it may have come back into an incident.
 	r.lastFull = time.Time{}
@@ -513,6 +558,14 @@ func (r *recorder) maintain(now time.Time) error {
 
 // stop closes the open segment and waits for it to be sealed.
 func (r *recorder) stop(why string) error {
+	for drained := false; !drained; {
+		select {
+		case e := <-r.cfg.Events:
+			r.external(e)
+		default:
+			drained = true
+		}
+	}
 	r.event(recording.EventStop, why)
 	if err := r.flushEvents(); err != nil {
 		return r.abort(err)
@@ -571,7 +624,9 @@ func (r *recorder) sealLoop() {
 		}
 		r.log.Debug("segment sealed", "segment", res.Segment.Meta.Segment, "ticks", res.Segment.Meta.Ticks, "bytes", res.Segment.Bytes)
 		r.segs = append(r.segs, res.Segment)
+		before := len(r.segs)
 		r.segs = applyRetention(r.segs, r.cfg, time.Now(), r.log)
+		r.cfg.Metrics.segments(1, before-len(r.segs))
 		if err := recording.WriteManifest(r.cfg.Out, r.segs); err != nil {
 			r.report(fmt.Errorf("%w: %w", ErrStorage, err))
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"time"
 
 	"github.com/lockscope/lockscope/capture/recording"
@@ -67,6 +68,25 @@ type Config struct {
 	// the context is cancelled.
 	Duration time.Duration
 
+	// GuardWait arms the guard when positive: a session that has waited
+	// longer than this for a Share-or-stronger lock on a relation, with at
+	// least GuardQueue sessions queued behind it, is cancelled with
+	// pg_cancel_backend. GuardApplication (a glob, as in path.Match)
+	// restricts it to matching application_names. The role needs
+	// pg_signal_backend (see checkGuardPrivilege).
+	GuardWait        time.Duration
+	GuardQueue       int
+	GuardApplication string
+
+	// Events are recorded as they arrive (a wrapped command's start and
+	// end); their messages go through the recorder's password redaction.
+	// Events still queued when the capture stops are recorded too.
+	Events <-chan recording.Event
+	// Metrics, when set, is kept up to date with every sample.
+	Metrics *Metrics
+	// Window, when set, collects what the samples showed, for a summary.
+	Window *Window
+
 	Logger *slog.Logger
 	// OnTick, when set, is called with each sample's tick once it is in
 	// the journal: for progress displays, and for tests that wait for the
@@ -94,6 +114,7 @@ func DefaultConfig() Config {
 		StatementTimeout:  2 * time.Second,
 		LockTimeout:       100 * time.Millisecond,
 		ReconnectMax:      10 * time.Second,
+		GuardQueue:        5,
 	}
 }
 
@@ -124,6 +145,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = d.SegmentBytes
 	}
+	if c.GuardQueue == 0 {
+		c.GuardQueue = d.GuardQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +177,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Duration < 0 || c.RetainBytes < 0 || c.RetainAge < 0 || c.RetainIncidentAge < 0 {
 		errs = append(errs, errors.New("durations and sizes must not be negative"))
+	}
+	if c.GuardWait < 0 {
+		errs = append(errs, fmt.Errorf("guard wait %v must not be negative", c.GuardWait))
+	}
+	if c.GuardQueue < 1 {
+		errs = append(errs, fmt.Errorf("guard queue %d must be at least 1", c.GuardQueue))
+	}
+	if _, err := path.Match(c.GuardApplication, ""); err != nil {
+		errs = append(errs, fmt.Errorf("guard application pattern %q: %w", c.GuardApplication, err))
 	}
 	return c, errors.Join(errs...)
 }

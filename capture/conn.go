@@ -110,6 +110,59 @@ func redactDSN(text, dsn string) string {
 	return text
 }
 
+// RedactCommand joins a command line for the recording and the logs with
+// its passwords removed: the password of a DSN (key=value or URL, also as
+// the value of a flag, --dsn=… or --dsn …) and the value of any argument
+// or flag named like a password (--db_password=…, PGPASSWORD=…,
+// --password …).
+func RedactCommand(args []string) string {
+	out := make([]string, len(args))
+	hideNext := false
+	for i, a := range args {
+		if hideNext {
+			out[i], hideNext = "********", false
+			continue
+		}
+		k, v, ok := strings.Cut(a, "=")
+		switch {
+		case ok && isSecretName(k):
+			out[i] = k + "=********"
+			continue
+		case !ok && strings.HasPrefix(a, "-") && isSecretName(a):
+			hideNext = true
+			out[i] = a
+			continue
+		case ok && strings.HasPrefix(k, "-"):
+			a = k + "=" + redactDSN(v, v)
+		}
+		out[i] = shellQuote(redactDSN(a, a))
+	}
+	return strings.Join(out, " ")
+}
+
+// isSecretName reports whether a flag or variable name is a password's.
+func isSecretName(name string) bool {
+	n := strings.ToLower(strings.TrimLeft(name, "-"))
+	if strings.ContainsAny(n, " /") {
+		return false // not a name: a DSN or a sentence with "password" in it
+	}
+	for _, w := range []string{"password", "passwd", "secret", "pwd"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// shellQuote quotes an argument the way a shell would need it (a * is
+// left bare: it is what a removed password reads as).
+func shellQuote(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`;&|<>(){}?!#~") {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
 func parseURLPassword(dsn string) (string, error) {
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		return "", nil

@@ -41,6 +41,13 @@ const (
 	EventGap        = "gap"        // no samples between gap_start and gap_end (the samples' ts on either side)
 	EventWarning    = "warning"    // something the analysis should know
 	EventStop       = "stop"       // the recorder stopped
+	// A wrapped command (capture -- COMMAND): its command line, password
+	// removed, when it started; its exit status and duration when it ended.
+	EventCommandStart = "command_start"
+	EventCommandEnd   = "command_end"
+	// EventGuardCancel is a lock waiter the guard cancelled (pid, what it
+	// waited for and how long, how many queued behind it, its query).
+	EventGuardCancel = "guard_cancel"
 )
 
 // Activity is one row of pg_stat_activity in one sample. Nullable columns

@@ -18,7 +18,7 @@ func main() {
 		Short:   "Record PostgreSQL lock-queue incidents (the recorder only)",
 		Version: recording.Version,
 	}
-	capture := cli.CaptureCommand()
+	capture := cli.CaptureCommand(nil)
 	// `lockscope-capture --out DIR` and `lockscope-capture capture --out DIR`
 	// both work.
 	root.Flags().AddFlagSet(capture.Flags())
@@ -27,6 +27,6 @@ func main() {
 	root.Example = capture.Example
 	root.Args = capture.Args
 	root.RunE = capture.RunE
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand())
+	root.AddCommand(cli.CaptureCommand(nil), cli.RecoverCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }

@@ -25,6 +25,6 @@ func main() {
   demo      stage an incident on a throwaway PostgreSQL, record and analyse it`,
 		Version: recording.Version,
 	}
-	root.AddCommand(cli.CaptureCommand(), cli.RecoverCommand(), analyzeCommand(), replayCommand(), trainCommand(), labCommand(), demoCommand())
+	root.AddCommand(cli.CaptureCommand(analyzeWindow), cli.RecoverCommand(), analyzeCommand(), replayCommand(), trainCommand(), labCommand(), demoCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }

@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"path"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,18 +18,24 @@ import (
 )
 
 type captureOptions struct {
-	cfg        capture.Config
-	segment    string
-	retainSize string
-	log        LogFlags
+	cfg         capture.Config
+	segment     string
+	retainSize  string
+	metricsAddr string
+	tail        time.Duration
+	report      string
+	analysis    Analysis
+	log         LogFlags
 }
 
-// CaptureCommand is `capture`: the recorder.
-func CaptureCommand() *cobra.Command {
+// CaptureCommand is `capture`: the recorder, and the wrapper of a deploy
+// command. analysis is the full binary's analysis of a wrapped command's
+// window (nil in the lean recorder).
+func CaptureCommand(analysis Analysis) *cobra.Command {
 	d := capture.DefaultConfig()
-	o := &captureOptions{cfg: d}
+	o := &captureOptions{cfg: d, analysis: analysis}
 	cmd := &cobra.Command{
-		Use:   "capture --out DIR [--dsn DSN]",
+		Use:   "capture --out DIR [--dsn DSN] [-- COMMAND [ARGS...]]",
 		Short: "Record pg_stat_activity, pg_locks and pg_blocking_pids into a recording",
 		Long: `Record lock activity of a PostgreSQL server into a recording directory.
 
@@ -43,7 +54,30 @@ Passwords are never written to the recording, logs or errors.
 
 If the server goes away the recorder keeps running, reconnects with backoff,
 and records the gap. SIGINT or SIGTERM seal the open segment and exit 0.
-` + ExitStatusHelp,
+
+Wrap mode: with a command after --, capture records around it. It starts
+recording, waits for the first full sample, runs the command with stdin,
+stdout and stderr passed through and SIGINT/SIGTERM forwarded to it, records
+command_start and command_end events (the command line without passwords,
+its exit status and duration), records --tail more, seals the segment,
+prints a summary of the window on stderr and exits with the command's exit
+status (128+N when signal N killed it). A capture that cannot start (no
+connection, a bad flag) runs no command and exits 1 or 2.
+
+Guard: --guard-wait D cancels (pg_cancel_backend, never a terminate) a
+session that has waited longer than D for a Share-or-stronger lock on a
+relation while at least --guard-queue sessions are queued behind it: the
+lock_timeout a deploy tool did not set. It never touches root blockers,
+waiters for weaker locks, or anything below its bounds; each cancel is an
+events row. The role needs pg_signal_backend (and pg_monitor); capture
+refuses the flag at start without it. pg_signal_backend cannot cancel a
+superuser's query.
+
+--metrics-addr serves Prometheus metrics on /metrics and /healthz (200
+while the last sample is at most max(3 x --probe-interval, 5s) old, 503
+otherwise).
+` + ExitStatusHelp + `
+  N  in wrap mode: the wrapped command's exit status`,
 		Example: `  # Record a deploy, with the DSN's password taken from ~/.pgpass
   lockscope capture --dsn 'host=db1 dbname=odoo user=lockscope' --out /var/lib/lockscope/db1
 
@@ -51,10 +85,19 @@ and records the gap. SIGINT or SIGTERM seal the open segment and exit 0.
   PGHOST=db1 PGDATABASE=odoo PGUSER=lockscope lockscope capture --out rec --duration 2h
 
   # Also sample PgBouncer's pools (its admin console)
-  lockscope capture --dsn 'host=db1 dbname=odoo' --pgbouncer 'host=db1 port=6432 user=pgbouncer' --out rec`,
-		Args: cobra.NoArgs,
+  lockscope capture --dsn 'host=db1 dbname=odoo' --pgbouncer 'host=db1 port=6432 user=pgbouncer' --out rec
+
+  # Record around a module upgrade; cancel its DDL after 5 s in the queue
+  lockscope capture --dsn 'host=db1 dbname=odoo user=lockscope' --out rec --guard-wait 5s -- \
+      odoo-bin -c /etc/odoo.conf -u sale --stop-after-init`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
+				return Usage(fmt.Errorf("unexpected argument %q: put the command to wrap after --", args[0]))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCapture(cmd, o)
+			return runCapture(cmd, o, args)
 		},
 	}
 	f := cmd.Flags()
@@ -79,12 +122,20 @@ and records the gap. SIGINT or SIGTERM seal the open segment and exit 0.
 	f.DurationVar(&c.StatementTimeout, "statement-timeout", d.StatementTimeout, "statement_timeout of the recorder's session")
 	f.DurationVar(&c.LockTimeout, "lock-timeout", d.LockTimeout, "lock_timeout of the recorder's session")
 	f.DurationVar(&c.ReconnectMax, "reconnect-max", d.ReconnectMax, "longest wait between reconnection attempts")
+	f.DurationVar(&o.tail, "tail", 10*time.Second, "wrap mode: keep recording this long after the command exits")
+	f.DurationVar(&c.GuardWait, "guard-wait", 0, "cancel a session waiting longer than this for a Share-or-stronger relation lock (0: no guard)")
+	f.IntVar(&c.GuardQueue, "guard-queue", d.GuardQueue, "guard: only when at least this many sessions are queued behind it")
+	f.StringVar(&c.GuardApplication, "guard-application", "", "guard: only sessions whose application_name matches this glob (odoo-*)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on HOST:PORT")
+	if analysis != nil {
+		f.StringVar(&o.report, "report", "", "wrap mode: write the post-mortem of the command's window into this directory")
+	}
 	cmd.MarkFlagRequired("out")
 	o.log.Add(cmd)
 	return cmd
 }
 
-func runCapture(cmd *cobra.Command, o *captureOptions) error {
+func runCapture(cmd *cobra.Command, o *captureOptions, args []string) error {
 	log, err := o.log.Logger(cmd.ErrOrStderr())
 	if err != nil {
 		return err
@@ -96,16 +147,56 @@ func runCapture(cmd *cobra.Command, o *captureOptions) error {
 		return Usage(fmt.Errorf("--retain-size: %w", err))
 	}
 	o.cfg.Logger = log.With("component", "capture")
-	err = capture.Run(cmd.Context(), o.cfg)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, capture.ErrConnect):
-		return fmt.Errorf("capture: %w (check --dsn, the PG* variables or ~/.pgpass)", err)
-	case errors.Is(err, recording.ErrLocked):
-		return fmt.Errorf("capture: %w: stop the other capture or choose another --out", err)
+	if _, err := path.Match(o.cfg.GuardApplication, ""); err != nil {
+		return Usage(fmt.Errorf("--guard-application %q: %w", o.cfg.GuardApplication, err))
 	}
-	return fmt.Errorf("capture: %w", err)
+	if o.cfg.GuardQueue < 1 {
+		return Usage(fmt.Errorf("--guard-queue %d: want at least 1", o.cfg.GuardQueue))
+	}
+	if o.cfg.GuardWait < 0 {
+		return Usage(fmt.Errorf("--guard-wait %v: want a positive duration", o.cfg.GuardWait))
+	}
+	var command []string
+	if n := cmd.ArgsLenAtDash(); n >= 0 {
+		command = args[n:]
+		if len(command) == 0 {
+			return Usage(errors.New("no command after --"))
+		}
+	} else if o.report != "" {
+		return Usage(errors.New("--report needs a command to wrap (after --)"))
+	}
+	if o.metricsAddr != "" {
+		o.cfg.Metrics = capture.NewMetrics()
+		stop, err := serveMetrics(o.metricsAddr, o.cfg.Metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if command != nil {
+		return runWrapped(cmd, o, log, command)
+	}
+	return captureError(capture.Run(cmd.Context(), o.cfg))
+}
+
+// serveMetrics listens on addr and serves the metrics until stop.
+func serveMetrics(addr string, m *capture.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, Usage(fmt.Errorf("--metrics-addr %s: %w", addr, err))
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // RecoverCommand is `recover`: seal what a killed recorder left open.

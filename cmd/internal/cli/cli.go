@@ -54,6 +54,10 @@ func Main(root *cobra.Command, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code) // a wrapped command's status: it has spoken for itself
+	}
 	fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), oneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {

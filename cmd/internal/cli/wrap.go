@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockscope/lockscope/capture"
+	"github.com/lockscope/lockscope/capture/recording"
+)
+
+// Analysis is what the full binary adds to a wrapped command's capture:
+// it prints the incidents of the window [since, until] of the recording
+// in dir to w, one line each, and writes the post-mortem into reportDir
+// when that is set. The lean recorder has none and prints what the
+// samples showed instead.
+type Analysis func(ctx context.Context, dir string, since, until time.Time, reportDir string, w io.Writer) error
+
+// exitCode is a wrapped command's exit status, passed through by Main.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// runWrapped records around command: it starts the recorder, waits for the
+// first full sample, runs command with stdio passed through and SIGINT and
+// SIGTERM forwarded, records --tail more, seals, prints a summary and
+// returns command's exit status.
+func runWrapped(cmd *cobra.Command, o *captureOptions, log *slog.Logger, command []string) error {
+	if o.cfg.Duration > 0 {
+		return Usage(errors.New("--duration cannot be combined with a wrapped command: the command's end stops the capture"))
+	}
+	if o.tail < 0 {
+		return Usage(fmt.Errorf("--tail %v must not be negative", o.tail))
+	}
+	path, err := exec.LookPath(command[0])
+	if err != nil {
+		return fmt.Errorf("capture: command %q: %w", command[0], err)
+	}
+	stderr := cmd.ErrOrStderr()
+	win := capture.NewWindow()
+	events := make(chan recording.Event, 8)
+	ready := make(chan struct{})
+	var once sync.Once
+	cfg := o.cfg
+	cfg.Window, cfg.Events = win, events
+	cfg.OnTick = func(t recording.Tick) {
+		if t.Kind == recording.TickFull {
+			once.Do(func() { close(ready) })
+		}
+	}
+	// The command, not lockscope, decides what a signal does: lockscope
+	// forwards it and records on until the command has exited.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	rctx, stopRec := context.WithCancelCause(context.WithoutCancel(cmd.Context()))
+	defer stopRec(nil)
+	done := make(chan error, 1)
+	go func() { done <- capture.Run(rctx, cfg) }()
+
+	select {
+	case <-ready:
+	case err := <-done:
+		return captureError(err)
+	case sig := <-sigc:
+		stopRec(fmt.Errorf("%v before the command started", sig))
+		if err := <-done; err != nil {
+			return captureError(err)
+		}
+		fmt.Fprintf(stderr, "lockscope: %v before the first sample: %s was not run\n", sig, command[0])
+		return exitCode(128 + int(sig.(syscall.Signal)))
+	}
+
+	line := capture.RedactCommand(command)
+	c := exec.Command(path, command[1:]...)
+	c.Args[0] = command[0]
+	c.Stdin, c.Stdout, c.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), stderr
+	start := time.Now()
+	if err := c.Start(); err != nil {
+		stopRec(errors.New("the wrapped command did not start"))
+		<-done
+		return fmt.Errorf("capture: start %s: %w", command[0], err)
+	}
+	events <- recording.Event{TS: start.UnixMicro(), Kind: recording.EventCommandStart,
+		Message: recording.CommandStartMessage(c.Process.Pid, line)}
+	log.Info("command started", "pid", c.Process.Pid, "command", line)
+	waitc := make(chan error, 1)
+	go func() { waitc <- c.Wait() }()
+
+	var recErr error
+	recOn := true
+wait:
+	for {
+		select {
+		case sig := <-sigc:
+			log.Info("forwarding signal to the command", "signal", sig.String(), "pid", c.Process.Pid)
+			c.Process.Signal(sig)
+		case <-waitc:
+			break wait
+		case err := <-done:
+			// The recorder stopped (the disk filled up): the deploy goes on.
+			recErr, recOn = err, false
+			log.Error("recording stopped while the command runs", "err", err)
+		}
+	}
+	dur := time.Since(start)
+	status, how := commandStatus(c.ProcessState)
+	endMsg := recording.CommandEndMessage(how, dur, line)
+	events <- recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventCommandEnd, Message: endMsg}
+	log.Info("command ended", "status", status, "how", how, "duration", dur.Round(time.Millisecond))
+
+	if recOn {
+		tail := time.NewTimer(o.tail)
+		select {
+		case <-tail.C:
+		case sig := <-sigc:
+			log.Info("tail cut short by signal", "signal", sig.String())
+		case err := <-done:
+			recErr, recOn = err, false
+		}
+		tail.Stop()
+	}
+	if recOn {
+		stopRec(fmt.Errorf("the wrapped command %s; %v tail recorded", how, o.tail))
+		recErr = <-done
+	}
+
+	s := win.Summary()
+	printSummary(stderr, s, o, how, dur)
+	if o.analysis != nil && s.Samples > 0 {
+		since, until := s.Start.Add(-time.Second), s.End.Add(time.Second)
+		if err := o.analysis(context.WithoutCancel(cmd.Context()), o.cfg.Out, since, until, o.report, stderr); err != nil {
+			fmt.Fprintf(stderr, "lockscope: analysis of the window: %s\n", oneLine(err.Error()))
+		}
+	} else {
+		printWindowIncidents(stderr, s)
+	}
+	if recErr != nil {
+		fmt.Fprintf(stderr, "lockscope: the recording stopped early: %s\n", oneLine(captureError(recErr).Error()))
+	}
+	if status == 0 {
+		return nil
+	}
+	return exitCode(status)
+}
+
+// commandStatus is the exit status a shell would report: the command's
+// own, or 128+N when signal N killed it.
+func commandStatus(ps *os.ProcessState) (int, string) {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		sig := ws.Signal()
+		return 128 + int(sig), fmt.Sprintf("killed by signal %d (%v)", int(sig), sig)
+	}
+	return ps.ExitCode(), fmt.Sprintf("exited with status %d", ps.ExitCode())
+}
+
+// printSummary prints the window: its span, the peak of lock waiters,
+// the longest wait and what the guard did.
+func printSummary(w io.Writer, s capture.WindowSummary, o *captureOptions, how string, dur time.Duration) {
+	fmt.Fprintf(w, "lockscope: command %s after %.1f s; recorded %s to %s UTC (%d samples) in %s\n",
+		how, dur.Seconds(), s.Start.Format("15:04:05.0"), s.End.Format("15:04:05.0"), s.Samples, o.cfg.Out)
+	if s.PeakWaiters == 0 {
+		fmt.Fprintln(w, "lockscope: no session waited on a lock")
+	} else {
+		fmt.Fprintf(w, "lockscope: peak %d lock waiters at %s", s.PeakWaiters, s.PeakAt.Format("15:04:05.0"))
+		if l := s.Longest; l != nil {
+			fmt.Fprintf(w, "; longest wait %.1f s: pid %d (%s) %s on %s: %s", l.Waited.Seconds(), l.PID, l.App, l.Mode, l.Relation, short(l.Query, 80))
+		}
+		fmt.Fprintln(w)
+	}
+	switch {
+	case o.cfg.GuardWait <= 0:
+		fmt.Fprintln(w, "lockscope: guard: off")
+	case len(s.Cancels) == 0:
+		fmt.Fprintf(w, "lockscope: guard (wait %v, queue %d): did not act\n", o.cfg.GuardWait, o.cfg.GuardQueue)
+	default:
+		for _, c := range s.Cancels {
+			fmt.Fprintf(w, "lockscope: guard %s\n", short(c.Message(), 200))
+		}
+	}
+}
+
+// printWindowIncidents prints, per root blocker the samples showed, one
+// line with the DDL queued behind it.
+func printWindowIncidents(w io.Writer, s capture.WindowSummary) {
+	for _, inc := range s.Incidents {
+		fmt.Fprintf(w, "lockscope: root blocker pid %d (%s, %s) blocked %d at most, %s to %s: %s",
+			inc.RootPID, inc.RootApp, inc.RootState, inc.PeakBehind, inc.First.Format("15:04:05.0"), inc.Last.Format("15:04:05.0"), short(inc.RootQuery, 80))
+		if d := inc.DDL; d != nil {
+			fmt.Fprintf(w, "; DDL pid %d (%s) %s on %s waited %.1f s with %d queued behind: %s", d.PID, d.App, d.Mode, d.Relation, d.Waited.Seconds(), d.Behind, short(d.Query, 80))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func short(s string, n int) string {
+	s = oneLine(s)
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// captureError says what to do about a capture that failed.
+func captureError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, capture.ErrConnect):
+		return fmt.Errorf("capture: %w (check --dsn, the PG* variables or ~/.pgpass)", err)
+	case errors.Is(err, recording.ErrLocked):
+		return fmt.Errorf("capture: %w: stop the other capture or choose another --out", err)
+	case strings.HasPrefix(err.Error(), "capture"):
+		return err
+	}
+	return fmt.Errorf("capture: %w", err)
+}

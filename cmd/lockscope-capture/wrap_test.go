@@ -1,0 +1,428 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
+)
+
+// openSession connects with an application_name of its own.
+func openSession(t *testing.T, dsn, app string) *pgx.Conn {
+	t.Helper()
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.RuntimeParams["application_name"] = app
+	conn, err := pgx.ConnectConfig(context.Background(), cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// startStmt runs sql on its own session in the background; the channel
+// gets its result.
+func startStmt(t *testing.T, dsn, app, sql string) chan error {
+	t.Helper()
+	conn := openSession(t, dsn, app)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), sql)
+		done <- err
+	}()
+	return done
+}
+
+// waitUntil polls a boolean query until it is true.
+func waitUntil(t *testing.T, conn *pgx.Conn, what, sql string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var ok bool
+		if err := conn.QueryRow(context.Background(), sql, args...).Scan(&ok); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 30s", what)
+}
+
+const sqlLockWaiters = `SELECT count(*) = $2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE $1`
+
+// readRecording returns every event and tick of the recording in dir.
+func readRecording(t *testing.T, dir string) ([]recording.Event, []recording.Tick) {
+	t.Helper()
+	var events []recording.Event
+	var ticks []recording.Tick
+	for _, s := range checkRecording(t, dir) {
+		ev, _, err := recording.ReadTable[recording.Event](s.Files[recording.TableEvents])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, _, err := recording.ReadTable[recording.Tick](s.Files[recording.TableTicks])
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, ticks = append(events, ev...), append(ticks, tk...)
+	}
+	return events, ticks
+}
+
+func eventsOf(events []recording.Event, kind string) []recording.Event {
+	var out []recording.Event
+	for _, e := range events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func psqlPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal("psql not found: apt-get install postgresql-client (make postgres)")
+	}
+	return p
+}
+
+func TestWrapPassesExitStatusAndRecordsTheWindow(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	out := filepath.Join(t.TempDir(), "rec")
+	args := append(fastArgs(srv.DSN("postgres"), out), "--tail", "1s", "--",
+		"sh", "-c", "sleep 0.5; echo deployed; exit 3", "deploy", "postgres://deploy:hunter2@db1/odoo", "--db_password=s3cret")
+	var stdout, stderr bytes.Buffer
+	run := exec.Command(bin, args...)
+	run.Stdout, run.Stderr = &stdout, &stderr
+	err := run.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("exit: %v, want the command's status 3; stderr:\n%s", err, stderr.String())
+	}
+	if stdout.String() != "deployed\n" {
+		t.Errorf("stdout %q, want the command's own", stdout.String())
+	}
+	events, ticks := readRecording(t, out)
+	starts, ends := eventsOf(events, recording.EventCommandStart), eventsOf(events, recording.EventCommandEnd)
+	if len(starts) != 1 || len(ends) != 1 {
+		t.Fatalf("got %d command_start and %d command_end events, want 1 each: %+v", len(starts), len(ends), events)
+	}
+	if !strings.Contains(ends[0].Message, "exited with status 3 after 0.") {
+		t.Errorf("command_end message %q does not carry the status and duration", ends[0].Message)
+	}
+	for _, e := range []recording.Event{starts[0], ends[0]} {
+		if !strings.Contains(e.Message, "sh -c 'sleep 0.5; echo deployed; exit 3'") {
+			t.Errorf("event %s: message %q lacks the command line", e.Kind, e.Message)
+		}
+		if strings.Contains(e.Message, "hunter2") || strings.Contains(e.Message, "s3cret") {
+			t.Errorf("event %s: message %q carries a password", e.Kind, e.Message)
+		}
+	}
+	// The recording covers the command from before its start to its end
+	// and the tail after it (server and recorder share this host's clock).
+	var firstFull, last int64
+	for _, tk := range ticks {
+		if tk.Kind == recording.TickFull && firstFull == 0 {
+			firstFull = tk.TS
+		}
+		last = max(last, tk.TS)
+	}
+	if firstFull == 0 || firstFull > starts[0].TS {
+		t.Errorf("first full sample at %d, not before the command's start at %d", firstFull, starts[0].TS)
+	}
+	if tail := time.Duration(last-ends[0].TS) * time.Microsecond; tail < 800*time.Millisecond {
+		t.Errorf("last sample %v after the command ended, want the 1s tail", tail)
+	}
+	stop := eventsOf(events, recording.EventStop)
+	if len(stop) != 1 || !strings.Contains(stop[0].Message, "exited with status 3") {
+		t.Errorf("stop events %+v, want one naming the command's end", stop)
+	}
+	// Nothing in the recording holds the passwords.
+	filepath.Walk(out, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			data, _ := os.ReadFile(path)
+			if bytes.Contains(data, []byte("hunter2")) || bytes.Contains(data, []byte("s3cret")) {
+				t.Errorf("%s holds a password", path)
+			}
+		}
+		return nil
+	})
+	if !strings.Contains(stderr.String(), "lockscope: command exited with status 3") || !strings.Contains(stderr.String(), "guard: off") {
+		t.Errorf("no summary on stderr:\n%s", stderr.String())
+	}
+}
+
+func TestWrapSignalIsForwardedToTheCommand(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	out := filepath.Join(t.TempDir(), "rec")
+	marker := filepath.Join(t.TempDir(), "started")
+	p := startRecorder(t, "", append(fastArgs(srv.DSN("postgres"), out), "--tail", "200ms", "--",
+		"sh", "-c", `touch "$0"; exec sleep 60`, marker)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("command not started; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the exec into sleep
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 20*time.Second); code != 128+15 {
+		t.Fatalf("exit status %d, want 143 (the command died of SIGTERM); stderr:\n%s", code, p.stderr.String())
+	}
+	events, _ := readRecording(t, out)
+	ends := eventsOf(events, recording.EventCommandEnd)
+	if len(ends) != 1 || !strings.Contains(ends[0].Message, "killed by signal 15") {
+		t.Errorf("command_end events %+v, want one saying signal 15", ends)
+	}
+}
+
+// stageALTERQueue stages the acceptance test's incident: a blocker
+// holding RowExclusive on t (an open UPDATE), and, on u, a weak-lock
+// queue: a holder of Share and a ShareUpdateExclusive waiter with three
+// more behind it. It returns the admin session and the weak waiter's
+// result channel.
+func stageWeakQueue(t *testing.T, dsn string) (admin *pgx.Conn, blocker *pgx.Conn, weak chan error) {
+	t.Helper()
+	ctx := context.Background()
+	admin = openSession(t, dsn, "admin")
+	if _, err := admin.Exec(ctx, `CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); CREATE TABLE u (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	blocker = openSession(t, dsn, "blocker")
+	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = id WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	holder := openSession(t, dsn, "holder")
+	if _, err := holder.Exec(ctx, "BEGIN; LOCK TABLE u IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	weak = startStmt(t, dsn, "weak-0", "BEGIN; LOCK TABLE u IN SHARE UPDATE EXCLUSIVE MODE; COMMIT")
+	waitUntil(t, admin, "weak waiter queued", sqlLockWaiters, "weak-0", 1)
+	for i := 1; i <= 3; i++ {
+		startStmt(t, dsn, fmt.Sprintf("weak-%d", i), "BEGIN; LOCK TABLE u IN SHARE UPDATE EXCLUSIVE MODE; COMMIT")
+	}
+	waitUntil(t, admin, "weak queue formed", sqlLockWaiters, "weak-%", 4)
+	return admin, blocker, weak
+}
+
+var waitedRE = regexp.MustCompile(`after waiting ([0-9.]+) s for (\w+) on (\w+) with (\d+) sessions queued behind`)
+
+func TestWrapGuardCancelsTheQueuedALTER(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	admin, blocker, weak := stageWeakQueue(t, dsn)
+	out := filepath.Join(t.TempDir(), "rec")
+	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
+		"--guard-wait", "2s", "--guard-queue", "3", "--",
+		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
+	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
+	var readers []chan error
+	for i := range 3 {
+		readers = append(readers, startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t"))
+	}
+	waitUntil(t, admin, "readers queued behind the ALTER", sqlLockWaiters, "reader-%", 3)
+
+	// psql exits 1 when its statement is cancelled; lockscope passes it on.
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit status %d, want psql's 1; stderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "canceling statement due to user request") {
+		t.Errorf("psql's error not passed through on stderr:\n%s", p.stderr.String())
+	}
+	// The readers proceed while the blocker still holds its lock.
+	for i, r := range readers {
+		select {
+		case err := <-r:
+			if err != nil {
+				t.Errorf("reader %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("reader %d still waiting after the ALTER was cancelled", i)
+		}
+	}
+	var blockerState string
+	if err := admin.QueryRow(context.Background(), "SELECT state FROM pg_stat_activity WHERE application_name = 'blocker'").Scan(&blockerState); err != nil {
+		t.Fatal(err)
+	}
+	if blockerState != "idle in transaction" {
+		t.Errorf("root blocker state %q: the guard touched it", blockerState)
+	}
+	// The weak-lock waiter waited as long, with as long a queue, and was
+	// left alone.
+	select {
+	case err := <-weak:
+		t.Fatalf("the ShareUpdateExclusive waiter ended (%v): the guard touched it", err)
+	default:
+	}
+	waitUntil(t, admin, "weak queue intact", sqlLockWaiters, "weak-%", 4)
+
+	events, _ := readRecording(t, out)
+	cancels := eventsOf(events, recording.EventGuardCancel)
+	if len(cancels) != 1 {
+		t.Fatalf("got %d guard_cancel events, want 1: %+v", len(cancels), events)
+	}
+	m := waitedRE.FindStringSubmatch(cancels[0].Message)
+	if m == nil {
+		t.Fatalf("guard_cancel message %q", cancels[0].Message)
+	}
+	waited, _ := strconv.ParseFloat(m[1], 64)
+	if waited < 2 || waited > 3.5 {
+		t.Errorf("cancelled after %.1f s of waiting, want about 2 s", waited)
+	}
+	if m[2] != "AccessExclusiveLock" || m[3] != "t" || m[4] != "3" {
+		t.Errorf("guard_cancel says %s on %s with %s behind, want AccessExclusiveLock on t with 3", m[2], m[3], m[4])
+	}
+	if !strings.Contains(cancels[0].Message, "ALTER TABLE t ADD COLUMN x int") {
+		t.Errorf("guard_cancel message %q lacks the query", cancels[0].Message)
+	}
+	if !strings.Contains(p.stderr.String(), "lockscope: guard cancelled pid") {
+		t.Errorf("summary does not say the guard acted:\n%s", p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "root blocker pid") || !strings.Contains(p.stderr.String(), "DDL pid") {
+		t.Errorf("summary lacks the root blocker and DDL line:\n%s", p.stderr.String())
+	}
+	t.Logf("lockscope's stderr:\n%s", p.stderr.String())
+	blocker.Exec(context.Background(), "ROLLBACK")
+}
+
+func TestWrapGuardBelowItsBoundsLetsTheALTERFinish(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	admin, blocker, _ := stageWeakQueue(t, dsn)
+	out := filepath.Join(t.TempDir(), "rec")
+	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
+		"--guard-wait", "1s", "--guard-queue", "4", "--",
+		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
+	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
+	for i := range 3 {
+		startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t")
+	}
+	waitUntil(t, admin, "readers queued", sqlLockWaiters, "reader-%", 3)
+	// Three behind the ALTER, the guard wants four: well past its wait,
+	// the ALTER is still queued.
+	waitUntil(t, admin, "ALTER waited 2.5 s", `SELECT coalesce(bool_or(now() - waitstart > interval '2.5 s'), false)
+		FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name = 'deploy'`)
+	waitUntil(t, admin, "ALTER still queued", sqlLockWaiters, "deploy", 1)
+	if _, err := blocker.Exec(context.Background(), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d, want 0 (the ALTER completes); stderr:\n%s", code, p.stderr.String())
+	}
+	var hasX bool
+	if err := admin.QueryRow(context.Background(), "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'x')").Scan(&hasX); err != nil || !hasX {
+		t.Errorf("column x not added (%v)", err)
+	}
+	events, _ := readRecording(t, out)
+	if c := eventsOf(events, recording.EventGuardCancel); len(c) != 0 {
+		t.Errorf("guard cancelled below its bounds: %+v", c)
+	}
+	if !strings.Contains(p.stderr.String(), "guard (wait 1s, queue 4): did not act") {
+		t.Errorf("summary does not say the guard stayed idle:\n%s", p.stderr.String())
+	}
+}
+
+func TestGuardRefusedWithoutTheGrant(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	admin := openSession(t, dsn, "admin")
+	if _, err := admin.Exec(context.Background(), `DROP ROLE IF EXISTS watcher; CREATE ROLE watcher LOGIN; GRANT pg_monitor TO watcher`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS watcher") })
+	marker := filepath.Join(t.TempDir(), "ran")
+	out := filepath.Join(t.TempDir(), "rec")
+	p := startRecorder(t, "", append(fastArgs(dsn+" user=watcher", out), "--guard-wait", "2s", "--", "touch", marker)...)
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit status %d, want 1; stderr:\n%s", code, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "GRANT pg_signal_backend TO watcher") {
+		t.Errorf("last stderr line %q does not name the missing grant", last)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran although the capture was refused")
+	}
+	// With the grant it starts.
+	if _, err := admin.Exec(context.Background(), "GRANT pg_signal_backend TO watcher"); err != nil {
+		t.Fatal(err)
+	}
+	p = startRecorder(t, "", append(fastArgs(dsn+" user=watcher", out), "--guard-wait", "2s", "--tail", "0s", "--", "touch", marker)...)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("with pg_signal_backend: exit status %d; stderr:\n%s", code, p.stderr.String())
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Error("the command did not run")
+	}
+}
+
+func TestWrapUsageErrors(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	out := filepath.Join(t.TempDir(), "rec")
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"--out", out, "stray"}, "put the command to wrap after --", 2},
+		{[]string{"--out", out, "--duration", "1s", "--", "true"}, "--duration cannot be combined", 2},
+		{[]string{"--out", out, "--guard-application", "[", "--", "true"}, "--guard-application", 2},
+		{[]string{"--out", out, "--guard-queue", "0", "--", "true"}, "--guard-queue 0", 2},
+		{[]string{"--dsn", srv.DSN("postgres"), "--out", out, "--", "no-such-command-lockscope"}, `command "no-such-command-lockscope"`, 1},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		msg, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(string(msg), tc.want) {
+			t.Errorf("%v: exit %d, output %q; want exit %d and %q", tc.args, code, msg, tc.code, tc.want)
+		}
+	}
+}
+
+// startRecorderEnv is startRecorder with extra environment variables.
+func startRecorderEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(slices.Clone(os.Environ()), env...)
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
