@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +17,6 @@ import (
 
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/lab"
-	"github.com/lockscope/lockscope/fixtures/scenario"
 	"github.com/lockscope/lockscope/report/replay"
 )
 
@@ -26,31 +27,45 @@ func labCommand() *cobra.Command {
 		lf      cli.LogFlags
 	)
 	var list []string
-	for _, s := range scenario.Scenarios {
-		list = append(list, fmt.Sprintf("  %-22s %s", s.Name, s.Description))
+	for _, s := range lab.Scenarios {
+		trains := s.Trains
+		if s.Control {
+			trains += " (a negative control)"
+		}
+		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, trains))
 	}
 	cmd := &cobra.Command{
-		Use:   "lab [SCENARIO] [--dsn DSN] [--out DIR] [--time-limit 15m]",
-		Short: "Stage a real lock-queue incident on a throwaway PostgreSQL and score the trainee's response",
+		Use:   "lab [SCENARIO] [--seed N] [--dsn DSN] [--out DIR] [--time-limit 15m]",
+		Short: "Stage a real lock incident on a throwaway PostgreSQL and score the trainee's response",
 		Long: `A live drill. lab starts a throwaway local PostgreSQL (or uses --dsn, a
 disposable server you name: it creates tables there and runs DDL), loads an
-Odoo-like schema, starts the recorder, stages the incident with real
-sessions, and prints how to connect. The trainee works in psql exactly as in
-production: the runbook's queries, pg_cancel_backend, pg_terminate_backend.
+Odoo-like schema, stages the scenario with real sessions, and prints how to
+connect. The trainee works in psql exactly as in production: the runbook's
+queries, pg_cancel_backend, pg_terminate_backend, ROLLBACK PREPARED.
 
-When the lock queue has drained (or at the time limit, or on Ctrl-C) lab
-stops the workload, analyses the recording of the drill and scores the
-response: time to containment, the right pid first, cancel before
-terminate, no protected session touched, no collateral, and waiter-seconds
-against the best possible. Everything it started is cleaned up, also on
-Ctrl-C; --out keeps the drill's recording for replay and train.
+Every run draws its names, pids, tables, timings, worker counts and decoys
+(a backup, replication client or admin psql; unrelated busy sessions) from a
+seed: --seed N replays one. Negative controls stage no incident at all.
 
-Scenarios (default cron-vs-alter):
+lab watches the server: the trainee's queries in pg_stat_activity, what
+happens to each staged session, the queue. Once the queue has drained it
+asks for Step 3 here (type the letter) while looking for the Step 4
+verification queries in psql. The score, by runbook step: looking before
+acting, the right session first, cancel before terminate, time to
+containment (full points within a minute, halving every two after),
+protected sessions left alone (when one was staged), Step 3 and Step 4; each
+session acted on without cause costs points by the harm done. A negative
+control lasts --window and scores full marks for doing no harm and nothing.
+The lab's own sessions are named lockscope-lab-... (the recorder
+lockscope-capture) and survive being terminated; every drill ends with a
+score, also on Ctrl-C. --out keeps a recording of the drill.
+
+Scenarios (default idle-cron):
 ` + strings.Join(list, "\n") + `
 ` + cli.ExitStatusHelp,
 		Example: `  lockscope lab
-  lockscope lab report-vs-alter --out drill-1/
-  lockscope lab chain --dsn 'host=scratch-db user=postgres dbname=drill'`,
+  lockscope lab long-report --seed 7 --out drill-1/
+  lockscope lab lock-chain --dsn 'host=scratch-db user=postgres dbname=drill'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := lf.Logger(cmd.ErrOrStderr())
@@ -60,7 +75,7 @@ Scenarios (default cron-vs-alter):
 			if len(args) == 1 {
 				cfg.Scenario = args[0]
 			}
-			if _, ok := scenario.Lookup(cfg.Scenario); !ok {
+			if _, ok := lab.Lookup(cfg.Scenario); !ok {
 				return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
 			}
 			if cfg.TimeLimit <= 0 {
@@ -82,6 +97,7 @@ Scenarios (default cron-vs-alter):
 			out := cmd.OutOrStdout()
 			cfg.Logger = log
 			cfg.Ready = func(b lab.Brief) { brief(out, b, cfg) }
+			cfg.Ask = asker(cmd.InOrStdin(), out)
 			score, err := lab.Run(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -102,7 +118,9 @@ Scenarios (default cron-vs-alter):
 			return nil
 		},
 	}
-	cfg.Scenario = "cron-vs-alter"
+	cfg.Scenario = "idle-cron"
+	cmd.Flags().Uint64Var(&cfg.Seed, "seed", 0, "replay the drill drawn from this seed (default: a new one, printed with the score)")
+	cmd.Flags().DurationVar(&cfg.Window, "window", time.Minute, "how long a negative control runs")
 	cmd.Flags().StringVar(&cfg.DSN, "dsn", "", "a disposable server to stage on (default: start a throwaway local PostgreSQL)")
 	cmd.Flags().StringVar(&cfg.Out, "out", "", "keep the drill's recording in this new directory")
 	cmd.Flags().DurationVar(&cfg.TimeLimit, "time-limit", 15*time.Minute, "end an uncontained drill after this long")
@@ -118,7 +136,11 @@ func brief(w io.Writer, b lab.Brief, cfg lab.Config) {
 	if cfg.DSN != "" {
 		conn = redact(b.DSN)
 	}
-	fmt.Fprintf(w, `An incident is under way. On-call: contain it as the runbook says, in another terminal:
+	end := fmt.Sprintf("lab watches the server until the lock queue has drained, then asks for Step 3 here (time limit %s; Ctrl-C gives up).", cfg.TimeLimit)
+	if b.Control {
+		end = fmt.Sprintf("lab watches the server for %s (Ctrl-C gives up).", b.Window)
+	}
+	fmt.Fprintf(w, `You are paged: the application is slow (drill %s, seed %d). On-call: handle it as the runbook says, in another terminal:
 
     psql "%s"
 
@@ -126,8 +148,8 @@ The runbook's first command (Step 0):
 
 %s
 
-lab watches the server and stops once the lock queue has drained (time limit %s; Ctrl-C gives up).
-`, conn, indent(replay.SQLActivity), cfg.TimeLimit)
+%s
+`, b.Scenario, b.Seed, conn, indent(replay.SQLActivity), end)
 }
 
 // redact rebuilds a connection string without its password.
@@ -141,4 +163,48 @@ func redact(dsn string) string {
 
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// asker puts the lab's questions on out and reads the answer, a letter or
+// a choice's key, as one line of in.
+func asker(in io.Reader, out io.Writer) func(ctx context.Context, q lab.Question) string {
+	lines := make(chan string)
+	started := false
+	return func(ctx context.Context, q lab.Question) string {
+		if !started {
+			started = true
+			go func() {
+				sc := bufio.NewScanner(in)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+			}()
+		}
+		fmt.Fprintf(out, "\n%s\n", q.Prompt)
+		for i, c := range q.Choices {
+			fmt.Fprintf(out, "  %c) %s\n", 'a'+i, c.Text)
+		}
+		for {
+			fmt.Fprint(out, "> ")
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(out, "(no answer in time)")
+				return ""
+			case l, ok := <-lines:
+				if !ok {
+					return ""
+				}
+				l = strings.ToLower(strings.TrimSpace(l))
+				for i, c := range q.Choices {
+					if l == string(rune('a'+i)) || l == c.Key {
+						return c.Key
+					}
+				}
+				if l != "" {
+					fmt.Fprintf(out, "%q is not one of the choices: type a letter.\n", l)
+				}
+			}
+		}
+	}
 }

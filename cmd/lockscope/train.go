@@ -22,13 +22,17 @@ func trainCommand() *cobra.Command {
 		Use:   "train DIR... [--incident N] [--lines]",
 		Short: "Step a trainee through a recorded incident, with questions and a score",
 		Long: `Step through a recorded incident as the on-call would have lived it. At
-decision points taken from the analysis the trainee answers what the runbook
-asks: is the queue growing or draining, which pid first, cancel or terminate,
-which session must not be touched, finish forward or roll back. Before
-answering, any of the runbook's views of that moment can be shown (the
-replay views). Each answer gets the evidence at once; the drill ends with a
-score and a debrief: the post-mortem's root cause and what the fastest
-correct containment would have spared, in waiter-seconds.
+decision points the trainee answers what the runbook asks: is the queue
+growing or draining, which session first (or none), cancel or terminate,
+which session must not be touched (or none of these), finish forward or roll
+back. Every right answer and its evidence come from the recording up to the
+question's moment only, never from what happened later; before answering,
+any of the runbook's views of that moment can be shown (the replay views).
+Choices are shuffled, the same way every time for a recording, so that no
+letter is a strategy. The drill ends with a debrief: each answer with the
+runbook step it is about, the trainee's actions beside what the recorded
+on-call did, the post-mortem's root cause and what the fastest correct
+containment would have spared, in waiter-seconds.
 
 On a terminal this is a full-screen interface; with --lines, or when stdin is
 not a terminal, questions are printed and answers read one per line (a

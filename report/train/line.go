@@ -18,8 +18,8 @@ import (
 func RunLines(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score, error) {
 	w := &errWriter{w: out}
 	inc := &d.Incident
-	w.printf("Training on incident %d: %s on %s, %s UTC, %d sessions waiting at the peak.\n",
-		inc.ID, inc.Kind, replay.Printable(strings.Join(inc.Relations, ", ")), inc.Start.Format("2006-01-02 15:04:05"), inc.PeakWaiters)
+	w.printf("Training on incident %d: a lock queue on %s from %s UTC. You are paged at %s.\n",
+		inc.ID, replay.Printable(strings.Join(inc.Relations, ", ")), inc.Start.Format("2006-01-02 15:04:05"), d.T(d.Paged))
 	w.printf("Answer with a letter or the value. Before answering, type a view to see the runbook's query at that moment: %s; \"help\" repeats this, \"quit\" ends.\n",
 		strings.Join(replay.ViewNames(), ", "))
 	sc := bufio.NewScanner(in)
@@ -32,8 +32,7 @@ func RunLines(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score
 			score.Answers = append(score.Answers, Answer{Question: i})
 			continue
 		}
-		n, _ := d.waitingAt(q.At)
-		w.printf("\n== %s (%s UTC): %d sessions waiting ==\n", d.T(q.At), q.At.Format("15:04:05.000"), n)
+		w.printf("\n== %s (%s UTC): %d sessions waiting ==\n", d.T(q.At), q.At.Format("15:04:05.000"), q.Waiting)
 		w.printf("Question %d of %d: %s\n", i+1, len(d.Questions), q.Prompt)
 		for j, c := range q.Choices {
 			w.printf("  %c) %s\n", 'a'+j, replay.Printable(c.Text))

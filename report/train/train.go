@@ -9,6 +9,8 @@ package train
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +30,11 @@ const (
 	KindPath     = "path"      // finish forward or roll back?
 )
 
+// Keys of the answers that name no session.
+const (
+	KeyNone = "none" // no session needs an action / none of these is protected
+)
+
 // Choice is one answer offered.
 type Choice struct {
 	// Key is what the trainee may type besides the choice's letter: a pid,
@@ -36,12 +43,16 @@ type Choice struct {
 	Text string
 }
 
-// Question is one decision point.
+// Question is one decision point. Its answer and evidence come from the
+// recording up to At only: what the on-call could have seen then.
 type Question struct {
 	Kind string
+	// Step is the runbook step the question is about.
+	Step string
 	// At is the moment of the recording the question is asked at; the
-	// views show that moment.
+	// views show that moment, and Waiting is how many sessions waited then.
 	At       time.Time
+	Waiting  int
 	Prompt   string
 	Choices  []Choice
 	Answer   string // the right choice's key
@@ -51,11 +62,17 @@ type Question struct {
 // Drill is a recorded incident prepared for training.
 type Drill struct {
 	Recording analyze.Recording
+	// Incident is the whole incident, for the debrief: the questions never
+	// use what it knows about their future.
 	Incident  analyze.Incident
 	Questions []Question
 	// Paged is when the on-call is taken to have been paged: the first
-	// sample with at least half the peak waiting.
-	Paged  time.Time
+	// full sample at least MinDuration into the queue that has an earlier
+	// sample of the queue before it, so that a trend can be read.
+	Paged time.Time
+	// Seed orders the choices; it comes from the recording, so a drill is
+	// the same every time.
+	Seed   uint64
 	cfg    analyze.Config
 	frames map[time.Time]*analyze.Frame
 }
@@ -81,8 +98,12 @@ func New(ctx context.Context, cfg analyze.Config, n int) (*Drill, error) {
 			return cmpFloat(a.WaiterSeconds, b.WaiterSeconds)
 		})
 	}
-	d := &Drill{Recording: res.Recording, Incident: inc, cfg: cfg, frames: map[time.Time]*analyze.Frame{}}
-	d.build()
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d", inc.Start.UnixMicro(), inc.ID)
+	d := &Drill{Recording: res.Recording, Incident: inc, cfg: cfg, frames: map[time.Time]*analyze.Frame{}, Seed: h.Sum64()}
+	if err := d.build(ctx); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -96,19 +117,6 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-// waitingAt is the number of waiters at the last sample at or before t
-// (0 before the incident).
-func (d *Drill) waitingAt(t time.Time) (int, time.Time) {
-	n, at := 0, d.Incident.Start
-	for _, p := range d.Incident.Waiting {
-		if p.TS.After(t) {
-			break
-		}
-		n, at = p.Waiters, p.TS
-	}
-	return n, at
-}
-
 // T formats a moment as its offset from the incident's start.
 func (d *Drill) T(t time.Time) string {
 	s := strconv.FormatFloat(t.Sub(d.Incident.Start).Seconds(), 'f', 1, 64)
@@ -118,54 +126,137 @@ func (d *Drill) T(t time.Time) string {
 	return "T" + s + "s"
 }
 
-func (d *Drill) build() {
+// cut is the incident as the recording showed it up to at: analysed with
+// nothing after at.
+func (d *Drill) cut(ctx context.Context, at time.Time) (*analyze.Incident, error) {
+	cfg := d.cfg
+	if cfg.Until.IsZero() || at.Before(cfg.Until) {
+		cfg.Until = at
+	}
+	res, err := analyze.Run(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("analyse the recording up to %s: %w", d.T(at), err)
+	}
+	var best *analyze.Incident
+	for i := range res.Incidents {
+		x := &res.Incidents[i]
+		if x.Start.After(at) || (x.End != nil && x.End.Before(d.Incident.Start)) {
+			continue
+		}
+		if best == nil || absDur(x.Start.Sub(d.Incident.Start)) < absDur(best.Start.Sub(d.Incident.Start)) {
+			best = x
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("the recording up to %s shows no queue", d.T(at))
+	}
+	return best, nil
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// last2 are the waiting counts at the last sample at or before at and at
+// the last one at least a second before it (or the queue's first sample):
+// two samples the trainee can open, far enough apart to read a trend.
+func last2(x *analyze.Incident, at time.Time) (prev, cur analyze.WaitingPoint, ok bool) {
+	var pts []analyze.WaitingPoint
+	for _, p := range x.Waiting {
+		if !p.TS.After(at) {
+			pts = append(pts, p)
+		}
+	}
+	if len(pts) == 0 {
+		return analyze.WaitingPoint{}, analyze.WaitingPoint{}, false
+	}
+	cur = pts[len(pts)-1]
+	if len(pts) < 2 {
+		return analyze.WaitingPoint{}, cur, false
+	}
+	prev = pts[0]
+	for _, p := range pts[:len(pts)-1] {
+		if !p.TS.After(cur.TS.Add(-time.Second)) {
+			prev = p
+		}
+	}
+	return prev, cur, true
+}
+
+func (d *Drill) minDuration() time.Duration {
+	if d.cfg.MinDuration > 0 {
+		return d.cfg.MinDuration
+	}
+	return time.Second
+}
+
+func (d *Drill) build(ctx context.Context) error {
 	inc := &d.Incident
-	d.Paged = inc.PeakAt
-	for _, p := range inc.Waiting {
-		if p.Waiters >= max(2, (inc.PeakWaiters+1)/2) || p.Waiters == inc.PeakWaiters {
+	// Paged: a queue that has stood for MinDuration (every wait seen at
+	// its start counts by then, in any cut), with a sample before it.
+	d.Paged = time.Time{}
+	for i, p := range inc.Waiting {
+		if i >= 1 && !p.TS.Before(inc.Start.Add(d.minDuration())) {
 			d.Paged = p.TS
 			break
 		}
 	}
+	if d.Paged.IsZero() {
+		d.Paged = inc.Start
+		if n := len(inc.Waiting); n > 0 {
+			d.Paged = inc.Waiting[n-1].TS
+		}
+	}
 	at := d.Paged
-
-	// Is the queue growing? Compared with two seconds earlier.
-	cur, _ := d.waitingAt(at)
-	prev, prevAt := d.waitingAt(at.Add(-2 * time.Second))
-	if at.Add(-2 * time.Second).Before(inc.Start) {
-		prev, prevAt = 0, inc.Start.Add(-2*time.Second)
+	x, err := d.cut(ctx, at)
+	if err != nil {
+		return err
 	}
-	trend := "steady"
-	switch {
-	case cur > prev:
-		trend = "growing"
-	case cur < prev:
-		trend = "draining"
-	}
-	d.Questions = append(d.Questions, Question{Kind: KindTrend, At: at,
-		Prompt:   "Is the lock queue growing, steady or draining?",
-		Choices:  []Choice{{"growing", "growing: more waiters every sample"}, {"steady", "steady"}, {"draining", "draining"}},
-		Answer:   trend,
-		Evidence: fmt.Sprintf("%d sessions waiting at %s, %d at %s (lock_waiters in the Step 4 view, or count the Lock waits in Step 0).", prev, d.T(prevAt), cur, d.T(at)),
-	})
+	prev, cur, two := last2(x, at)
 
-	// Which pid first, and how.
-	sessions := d.candidates()
+	// Is the queue growing? Only once two samples can be opened.
+	if two {
+		trend := "steady"
+		switch {
+		case cur.Waiters > prev.Waiters:
+			trend = "growing"
+		case cur.Waiters < prev.Waiters:
+			trend = "draining"
+		}
+		d.Questions = append(d.Questions, Question{Kind: KindTrend, Step: "Triage (after Step 1)", At: at, Waiting: cur.Waiters,
+			Prompt:   "Is the lock queue growing, steady or draining?",
+			Choices:  []Choice{{"growing", "growing: more waiters every sample"}, {"steady", "steady"}, {"draining", "draining"}},
+			Answer:   trend,
+			Evidence: fmt.Sprintf("%d sessions waiting at %s, %d now at %s (lock_waiters in the Step 4 view, or count the Lock waits in Step 0).", prev.Waiters, d.T(prev.TS), cur.Waiters, d.T(at)),
+		})
+	}
+
+	// Which session first, and how: none, when no session needs an action.
+	sessions := candidates(x)
 	var first *analyze.Action
-	for i := range inc.Actions {
-		if a := &inc.Actions[i]; a.Action == "cancel" || a.Action == "terminate" {
+	for i := range x.Actions {
+		if a := &x.Actions[i]; a.Action != "leave" {
 			first = a
 			break
 		}
 	}
-	if first != nil {
-		d.Questions = append(d.Questions, Question{Kind: KindFirstPID, At: at,
+	if first == nil || first.PID != 0 {
+		answer, evidence := KeyNone, "no session holds a lock others wait on for long: the waits come and go (or PostgreSQL resolves them itself), and acting on any one session would not help. The triage checklist comes before Step 2."
+		if first != nil {
+			answer, evidence = strconv.Itoa(int(first.PID)), rootEvidence(x, first.PID)
+		}
+		d.Questions = append(d.Questions, Question{Kind: KindFirstPID, Step: "Step 1 (identify the root blocker)", At: at, Waiting: cur.Waiters,
 			Prompt:   "Which session do you act on first (pg_cancel_backend or pg_terminate_backend)?",
-			Choices:  d.pidChoices(sessions, first.PID),
-			Answer:   strconv.Itoa(int(first.PID)),
-			Evidence: d.rootEvidence(first.PID),
+			Choices:  append(pidChoices(sessions), Choice{KeyNone, "none: no session needs an action"}),
+			Answer:   answer,
+			Evidence: evidence,
 		})
-		d.Questions = append(d.Questions, Question{Kind: KindAction, At: at,
+	}
+	if first != nil && first.PID != 0 && (first.Action == "cancel" || first.Action == "terminate") {
+		d.Questions = append(d.Questions, Question{Kind: KindAction, Step: "Step 2 (cancel first, terminate second)", At: at, Waiting: cur.Waiters,
 			Prompt:   fmt.Sprintf("pid %d: cancel or terminate?", first.PID),
 			Choices:  []Choice{{"cancel", "cancel: pg_cancel_backend"}, {"terminate", "terminate: pg_terminate_backend"}},
 			Answer:   first.Action,
@@ -173,63 +264,144 @@ func (d *Drill) build() {
 		})
 	}
 
-	// Which session must be left alone.
-	var leave int32
-	var why string
-	if len(inc.Protected) > 0 {
-		leave, why = inc.Protected[0].PID, inc.Protected[0].Reason
-	} else {
-		for _, a := range inc.Actions {
-			if a.Action == "leave" {
-				leave, why = a.PID, a.Reason
-				break
+	// Which session must be left alone: a protected one, or none.
+	handsOff := map[int32]string{}
+	for pid, app := range sessions {
+		if !slices.ContainsFunc(x.Protected, func(p analyze.Protected) bool { return p.PID == pid }) {
+			handsOff[pid] = app
+		}
+	}
+	leave, why := KeyNone, "none of these is a replication, backup or admin session: the runbook protects those. The migration is touched last, not never; waiting workers are victims, not causes."
+	if len(x.Protected) > 0 {
+		p := x.Protected[0]
+		handsOff[p.PID] = p.ApplicationName
+		leave, why = strconv.Itoa(int(p.PID)), p.Reason
+	}
+	d.Questions = append(d.Questions, Question{Kind: KindHandsOff, Step: "Step 2 (do not terminate replication/backup/admin sessions)", At: at, Waiting: cur.Waiters,
+		Prompt:   "Which of these sessions must you not touch while you contain the incident?",
+		Choices:  append(pidChoices(handsOff), Choice{KeyNone, "none of these"}),
+		Answer:   leave,
+		Evidence: why,
+	})
+
+	// Finish forward or roll back: asked at the first sample after the
+	// first root blocker was gone, from what the recording shows by then.
+	if inc.DDL != nil {
+		gone := time.Time{}
+		for _, r := range inc.RootBlockers {
+			if r.Gone != nil && (gone.IsZero() || r.Gone.Before(gone)) {
+				gone = *r.Gone
 			}
 		}
-	}
-	if leave != 0 {
-		d.Questions = append(d.Questions, Question{Kind: KindHandsOff, At: at,
-			Prompt:   "Which of these sessions must you not touch while you contain the incident?",
-			Choices:  d.pidChoices(sessions, leave),
-			Answer:   strconv.Itoa(int(leave)),
-			Evidence: why,
-		})
-	}
-
-	// Finish forward or roll back, once the blocker is gone.
-	if p := inc.Runbook.Path; p == "finish-forward" || p == "roll back" {
 		when := at
-		if len(inc.RootBlockers) > 0 && inc.RootBlockers[0].Gone != nil {
-			when = *inc.RootBlockers[0].Gone
-		} else if inc.End != nil {
-			when = *inc.End
+		if !gone.IsZero() && gone.After(at) {
+			when = gone
+			for _, p := range inc.Waiting {
+				if p.TS.After(gone) {
+					when = p.TS
+					break
+				}
+			}
 		}
-		d.Questions = append(d.Questions, Question{Kind: KindPath, At: when,
-			Prompt:   "Step 3: finish the schema change forward, or roll it back?",
-			Choices:  []Choice{{"finish-forward", "finish forward (Path A)"}, {"roll back", "roll back (Path B)"}},
-			Answer:   p,
-			Evidence: inc.Runbook.PathEvidence,
-		})
+		if q, ok, err := d.pathQuestion(ctx, when); err != nil {
+			return err
+		} else if ok {
+			d.Questions = append(d.Questions, q)
+		}
+	}
+	d.order()
+	return nil
+}
+
+// pathQuestion asks Step 3 at when, from the recording up to when: roll
+// back when retries keep recreating the queue, when a protected session is
+// the root, or when the queue keeps growing; finish forward when it drains.
+func (d *Drill) pathQuestion(ctx context.Context, when time.Time) (Question, bool, error) {
+	x, err := d.cut(ctx, when)
+	if err != nil {
+		return Question{}, false, err
+	}
+	if x.DDL == nil {
+		return Question{}, false, nil
+	}
+	prev, cur, _ := last2(x, when)
+	protectedRoot := slices.ContainsFunc(x.RootBlockers, func(r analyze.RootBlocker) bool {
+		return slices.ContainsFunc(x.Protected, func(p analyze.Protected) bool { return p.PID == r.PID })
+	})
+	blocking := slices.ContainsFunc(x.RootBlockers, func(r analyze.RootBlocker) bool { return r.Gone == nil && !r.LastSeen.Before(when) })
+	var path, evidence string
+	switch {
+	case x.DDL.Attempts >= 3:
+		path, evidence = "roll back", fmt.Sprintf("the DDL has waited %d separate times: retries keep recreating the lock queue (Path B)", x.DDL.Attempts)
+	case protectedRoot:
+		path, evidence = "roll back", "a protected session is the root: it will not give way; stop the attempt and reschedule it after it (Path B)"
+	case !blocking:
+		path, evidence = "finish-forward", fmt.Sprintf("the root blocker is gone (%d waiting now, %d at %s): the DDL can complete; finish it under a lock_timeout (Path A)", cur.Waiters, prev.Waiters, d.T(prev.TS))
+	case cur.Waiters < prev.Waiters:
+		path, evidence = "finish-forward", fmt.Sprintf("the queue is draining (%d waiting at %s, %d now): the change can complete once its blocker is gone; finish it under a lock_timeout (Path A)", prev.Waiters, d.T(prev.TS), cur.Waiters)
+	default:
+		path, evidence = "roll back", fmt.Sprintf("the root blocker still holds and the queue is not draining (%d waiting at %s, %d now): impact keeps growing (Path B)", prev.Waiters, d.T(prev.TS), cur.Waiters)
+	}
+	return Question{Kind: KindPath, Step: "Step 3 (finish forward or roll back)", At: when, Waiting: cur.Waiters,
+		Prompt:   "Step 3: finish the schema change forward, or roll it back?",
+		Choices:  []Choice{{"finish-forward", "finish forward (Path A), under a lock_timeout"}, {"roll back", "roll back (Path B)"}},
+		Answer:   path,
+		Evidence: evidence,
+	}, true, nil
+}
+
+// order shuffles each question's choices with the drill's seed, placing
+// the right answers so that no letter is right in more than its share of
+// the questions: answering the same letter every time is no strategy.
+func (d *Drill) order() {
+	rng := rand.New(rand.NewPCG(d.Seed, 0x5eed))
+	used := map[int]int{}
+	for qi := range d.Questions {
+		q := &d.Questions[qi]
+		n := len(q.Choices)
+		least := -1
+		var pos []int
+		for i := range n {
+			switch {
+			case least < 0 || used[i] < least:
+				least, pos = used[i], []int{i}
+			case used[i] == least:
+				pos = append(pos, i)
+			}
+		}
+		at := pos[rng.IntN(len(pos))]
+		used[at]++
+		var right Choice
+		var rest []Choice
+		for _, c := range q.Choices {
+			if c.Key == q.Answer {
+				right = c
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		q.Choices = slices.Insert(rest, min(at, len(rest)), right)
 	}
 }
 
 // candidates are the sessions the pid questions offer: the root blockers,
-// the DDL, protected sessions and the head of the queue.
-func (d *Drill) candidates() map[int32]string {
-	inc := &d.Incident
+// the DDL and the head of the queue, as the recording showed them so far
+// (protected sessions are added by the hands-off question only).
+func candidates(x *analyze.Incident) map[int32]string {
 	m := map[int32]string{}
-	for _, r := range inc.RootBlockers {
-		m[r.PID] = r.ApplicationName
+	for _, r := range x.RootBlockers {
+		if r.PID != 0 {
+			m[r.PID] = r.ApplicationName
+		}
 	}
-	if inc.DDL != nil {
-		m[inc.DDL.PID] = inc.DDL.ApplicationName
-	}
-	for _, p := range inc.Protected {
-		m[p.PID] = p.ApplicationName
+	if x.DDL != nil {
+		m[x.DDL.PID] = x.DDL.ApplicationName
 	}
 	// Waiters that are neither: the first two, as a trap.
 	n := 0
-	for _, w := range inc.Waiters {
-		if _, ok := m[w.PID]; !ok && n < 2 {
+	for _, w := range x.Waiters {
+		if _, ok := m[w.PID]; !ok && n < 2 && !slices.ContainsFunc(x.Protected, func(p analyze.Protected) bool { return p.PID == w.PID }) {
 			m[w.PID] = w.ApplicationName
 			n++
 		}
@@ -237,13 +409,10 @@ func (d *Drill) candidates() map[int32]string {
 	return m
 }
 
-func (d *Drill) pidChoices(m map[int32]string, answer int32) []Choice {
+func pidChoices(m map[int32]string) []Choice {
 	pids := make([]int32, 0, len(m))
 	for p := range m {
 		pids = append(pids, p)
-	}
-	if !slices.Contains(pids, answer) {
-		pids = append(pids, answer)
 	}
 	slices.Sort(pids)
 	var cs []Choice
@@ -257,10 +426,10 @@ func (d *Drill) pidChoices(m map[int32]string, answer int32) []Choice {
 	return cs
 }
 
-func (d *Drill) rootEvidence(pid int32) string {
-	for _, r := range d.Incident.RootBlockers {
+func rootEvidence(x *analyze.Incident, pid int32) string {
+	for _, r := range x.RootBlockers {
 		if r.PID == pid {
-			return fmt.Sprintf("pid %d is a root blocker: %s, waiting for nothing, its transaction %.1f s old, %d sessions queued behind it at the peak (the blocking graph's blocking_pid that is never a waiting_pid).",
+			return fmt.Sprintf("pid %d is a root blocker: %s, waiting for nothing, its transaction %.1f s old when first seen blocking, %d sessions queued behind it so far (the blocking graph's blocking_pid that is never a waiting_pid).",
 				pid, r.State, r.TransactionAge, r.PeakBehind)
 		}
 	}
@@ -334,23 +503,63 @@ func (s Score) Right() int {
 	return n
 }
 
-// Debrief is the end of the drill: the score, the post-mortem's root
-// cause, and what the fastest correct containment would have saved.
+// Debrief is the end of the drill: the score question by question with
+// the runbook step each is about, the trainee's answers beside what the
+// recorded on-call did, the post-mortem's root cause, and what the fastest
+// correct containment would have saved. Here, and only here, the drill
+// speaks of what came after the questions.
 func (d *Drill) Debrief(s Score) string {
 	inc := &d.Incident
 	var b strings.Builder
 	fmt.Fprintf(&b, "Score: %d of %d.\n", s.Right(), len(d.Questions))
 	for _, a := range s.Answers {
-		if !a.Right {
-			q := d.Questions[a.Question]
-			given := "no answer"
-			if a.Given != "" {
-				given = "you said " + a.Given
-			}
-			fmt.Fprintf(&b, "  missed: %s (%s; right: %s)\n", q.Prompt, given, q.Answer)
+		q := d.Questions[a.Question]
+		given := "no answer"
+		if a.Given != "" {
+			given = "you: " + a.Given
 		}
+		mark := "right"
+		if !a.Right {
+			mark = "missed"
+		}
+		fmt.Fprintf(&b, "  %-6s %s, %s: %s (%s; right: %s)\n", mark, q.Step, d.T(q.At), q.Prompt, given, q.Answer)
 	}
 	fmt.Fprintf(&b, "\nWhat happened: %s\n", plain(report.Summary(*inc)))
+
+	// The trainee beside the on-call of the recording.
+	b.WriteString("\nYou and the recorded on-call:\n")
+	mine := map[string]string{}
+	for _, a := range s.Answers {
+		if a.Given != "" {
+			mine[d.Questions[a.Question].Kind] = a.Given
+		}
+	}
+	you := "no session chosen"
+	if p := mine[KindFirstPID]; p == KeyNone {
+		you = "no action"
+	} else if p != "" {
+		you = "pid " + p
+		if act := mine[KindAction]; act != "" {
+			you = act + " pid " + p
+		}
+		you += " at " + d.T(d.Paged)
+	}
+	fmt.Fprintf(&b, "  Step 2, you:       %s\n", you)
+	done := inc.Runbook.Done
+	if len(done) == 0 {
+		done = []string{"the recording shows no action on a root blocker"}
+	}
+	for i, line := range done {
+		label := "  Step 2, on-call:   "
+		if i > 0 {
+			label = "                     "
+		}
+		fmt.Fprintf(&b, "%s%s\n", label, plain(line))
+	}
+	if p := mine[KindPath]; p != "" {
+		fmt.Fprintf(&b, "  Step 3, you:       %s; the recording: %s (%s)\n", p, inc.Runbook.Path, plain(inc.Runbook.PathEvidence))
+	}
+
 	var first *analyze.Action
 	for i := range inc.Actions {
 		if a := &inc.Actions[i]; a.Action == "cancel" || a.Action == "terminate" {
@@ -374,9 +583,15 @@ func (d *Drill) Debrief(s Score) string {
 	if inc.WaiterSeconds > 0 {
 		pct = 100 * saved / inc.WaiterSeconds
 	}
-	fmt.Fprintf(&b, "\nFastest correct containment: %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
+	n := 0
+	for _, q := range d.Questions {
+		if q.At.Equal(d.Paged) {
+			n = q.Waiting
+		}
+	}
+	fmt.Fprintf(&b, "\nFastest correct containment (Step 2): %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
 		"Acting at %s would have spared about %.1f of the %.1f waiter-seconds (%.0f%%), taking the queue to drain as fast after it as it did.\n",
-		first.Action, first.PID, d.T(d.Paged), func() int { n, _ := d.waitingAt(d.Paged); return n }(), what, d.T(d.Paged), saved, inc.WaiterSeconds, pct)
+		first.Action, first.PID, d.T(d.Paged), n, what, d.T(d.Paged), saved, inc.WaiterSeconds, pct)
 	return b.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,20 +25,62 @@ func TestMain(m *testing.M) {
 
 // rightAnswers are the runbook's answers for a staged incident, from what
 // was staged: the root blocker first, terminated because it sits idle in
-// transaction, the bystander (or the waiting DDL) left alone, the change
-// finished forward once the blocker is gone, and a queue that grew.
+// transaction, the bystander left alone (or none of these: the migration
+// is touched last, not never), and the change finished forward once the
+// blocker is gone. The trend comes from the recording's own samples of the
+// staged sessions (trendOf), not from the analysis.
 func rightAnswers(truth scenario.Truth) map[string]string {
-	leave := truth.DDL.PID
+	leave := train.KeyNone
 	if len(truth.Bystanders) > 0 {
-		leave = truth.Bystanders[0].PID
+		leave = fmt.Sprint(truth.Bystanders[0].PID)
 	}
 	return map[string]string{
-		train.KindTrend:    "growing",
 		train.KindFirstPID: fmt.Sprint(truth.Root.PID),
 		train.KindAction:   "terminate",
-		train.KindHandsOff: fmt.Sprint(leave),
+		train.KindHandsOff: leave,
 		train.KindPath:     "finish-forward",
 	}
+}
+
+// trendOf counts the staged sessions waiting on a lock in each full sample
+// up to at, and compares the last with the last one at least a second
+// earlier (or the first that saw a wait).
+func trendOf(t *testing.T, rec string, truth scenario.Truth, at time.Time) string {
+	t.Helper()
+	type point struct {
+		ts time.Time
+		n  int
+	}
+	var pts []point
+	pids := truth.PIDs()
+	err := analyze.Frames(context.Background(), analyze.Config{Dirs: []string{rec}, Until: at}, func(f *analyze.Frame) error {
+		n := 0
+		for _, a := range f.Activity {
+			if a.WaitEventType == "Lock" && slices.Contains(pids, a.PID) {
+				n++
+			}
+		}
+		if n > 0 || len(pts) > 0 {
+			pts = append(pts, point{f.TS, n})
+		}
+		return nil
+	})
+	if err != nil || len(pts) < 2 {
+		t.Fatalf("samples up to %s: %v (%d)", at, err, len(pts))
+	}
+	cur, prev := pts[len(pts)-1], pts[0]
+	for _, p := range pts[:len(pts)-1] {
+		if !p.ts.After(cur.ts.Add(-time.Second)) {
+			prev = p
+		}
+	}
+	switch {
+	case cur.n > prev.n:
+		return "growing"
+	case cur.n < prev.n:
+		return "draining"
+	}
+	return "steady"
 }
 
 // wrongAnswers picks, for each question, a choice other than the right one.
@@ -109,6 +152,7 @@ func TestTrainScriptedAnswers(t *testing.T) {
 				t.Fatalf("questions %v, want %v", kinds, c.kinds)
 			}
 			answers := rightAnswers(truth)
+			answers[train.KindTrend] = trendOf(t, rec, truth, d.Questions[0].At)
 			var out strings.Builder
 			score, err := train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, false)), &out)
 			if err != nil {
@@ -118,7 +162,7 @@ func TestTrainScriptedAnswers(t *testing.T) {
 				t.Errorf("right answers scored %d of %d:\n%s", score.Right(), len(d.Questions), out.String())
 			}
 			for _, want := range []string{" waiting_pid | waiting_app ", fmt.Sprintf("Score: %d of %d.", len(d.Questions), len(d.Questions)),
-				"What happened: ", "Fastest correct containment: terminate pid " + fmt.Sprint(truth.Root.PID)} {
+				"What happened: ", "Fastest correct containment (Step 2): terminate pid " + fmt.Sprint(truth.Root.PID)} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("output lacks %q:\n%s", want, out.String())
 				}

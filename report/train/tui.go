@@ -175,9 +175,9 @@ func (m *model) View() tea.View {
 		return tea.NewView("")
 	}
 	q := d.Questions[m.q]
-	n, _ := d.waitingAt(q.At)
-	head := fmt.Sprintf(" lockscope train · incident %d · %s on %s · %s (%s UTC) · %d waiting · question %d of %d · score %d ",
-		d.Incident.ID, d.Incident.Kind, replay.Printable(strings.Join(d.Incident.Relations, ", ")), d.T(q.At), q.At.Format("15:04:05.000"),
+	n := q.Waiting
+	head := fmt.Sprintf(" lockscope train · incident %d on %s · %s (%s UTC) · %d waiting · question %d of %d · score %d ",
+		d.Incident.ID, replay.Printable(strings.Join(d.Incident.Relations, ", ")), d.T(q.At), q.At.Format("15:04:05.000"),
 		n, m.q+1, len(d.Questions), m.score.Right())
 	b.WriteString(styleHeader.Render(cut(head, 0, m.w)) + "\n")
 	var tabs []string
