@@ -37,10 +37,7 @@ func appGroupOf(g *graph, b Backend) string {
 		return "(prepared transaction)"
 	}
 	if a := g.backends[b]; a != nil {
-		if a.ApplicationName == "" && a.BackendType != "" && a.BackendType != "client backend" {
-			return a.BackendType
-		}
-		return ApplicationGroup(a.ApplicationName)
+		return SessionApplication(Session{PID: b.PID, ApplicationName: a.ApplicationName, BackendType: a.BackendType})
 	}
 	return "(none)"
 }
@@ -322,11 +319,25 @@ func (t *tracker) settleWait(d *ddlState, g *graph) (outcome, evidence string) {
 	// from a give-up where it can.
 	td := a.StateChange
 	late, early, why := t.releaseTime(d, g)
+	// A lock_timeout fires a fixed time after the wait began: an attempt
+	// as long as one that gave up before may have timed out just as its
+	// blocker released, its error reported a moment later.
+	timedOut := false
+	if td != 0 {
+		for _, dur := range d.gaveUpAfter {
+			if diff := td - d.curStartTS - dur; diff > -100e3 && diff < 100e3 {
+				timedOut = true
+			}
+		}
+	}
 	switch {
-	case td != 0 && late != 0 && td >= late:
+	case td != 0 && late != 0 && td >= late && !timedOut:
 		return OutcomeGranted, fmt.Sprintf("its statement ended at %s (state %q), after its blockers had released (%s): it got its lock", clock(td), a.State, why)
 	case td != 0 && early != 0 && td < early:
 		return OutcomeGaveUp, fmt.Sprintf("its statement ended at %s (state %q), before its blockers released (%s): it gave up — a lock_timeout, a statement_timeout or a cancel; the recording cannot tell which", clock(td), a.State, why)
+	}
+	if timedOut {
+		return OutcomeUnknown, fmt.Sprintf("its wait ended between the samples at %s and %s, as its blockers released, after as long as an earlier attempt that gave up (a lock_timeout), and the session stayed (state %q): it got its lock, or it timed out just before — the recording cannot tell which", last, now, a.State)
 	}
 	return OutcomeUnknown, fmt.Sprintf("its wait ended between the samples at %s and %s, in the same interval as its blockers released, and the session stayed (state %q): it got its lock, or it gave up just before — the recording cannot tell which", last, now, a.State)
 }

@@ -65,6 +65,9 @@ type incState struct {
 	// waited.
 	drains []int64
 	ops    []OperatorAction
+	// peakConnected and peakWaiting count sessions by application at
+	// the peak sample.
+	peakConnected, peakWaiting map[string]int
 }
 
 // queueState is a relation's queue at its previous sample.
@@ -149,6 +152,7 @@ type ddlState struct {
 	follow      bool
 	followUntil int64
 	log         []Attempt
+	gaveUpAfter []int64 // how long each attempt that gave up lasted (µs)
 	lockStmt    string
 	queryNote   string
 }
@@ -326,6 +330,7 @@ func (inc *incState) merge(o *incState) {
 	inc.waiterSec += o.waiterSec
 	if o.peak > inc.peak {
 		inc.peak, inc.peakAt = o.peak, o.peakAt
+		inc.peakConnected, inc.peakWaiting = o.peakConnected, o.peakWaiting
 	}
 	inc.samples = max(inc.samples, o.samples)
 	for k := range o.relations {
@@ -420,6 +425,13 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	inc.series = append(inc.series, pt)
 	if count > inc.peak {
 		inc.peak, inc.peakAt = count, g.ts
+		inc.peakConnected = map[string]int{}
+		for b, a := range g.backends {
+			if a.BackendType == "" || a.BackendType == "client backend" {
+				inc.peakConnected[appGroupOf(g, b)]++
+			}
+		}
+		inc.peakWaiting = pt.byApp
 	}
 	rels := make([]int64, 0, len(queues))
 	for rel := range queues {
@@ -614,6 +626,9 @@ func (t *tracker) finishDDLs(inc *incState, g *graph) {
 		// A wait ends in a grant only once the conflicting holders are
 		// gone; if one still holds its lock, the DDL gave up.
 		d.outcome, d.evidence = t.settleWait(d, g)
+		if a := g.backends[b]; a != nil && (d.outcome == OutcomeGaveUp || d.outcome == OutcomeCancelled) && a.StateChange > d.curStartTS {
+			d.gaveUpAfter = append(d.gaveUpAfter, a.StateChange-d.curStartTS)
+		}
 		end := time.UnixMicro(g.ts).UTC()
 		d.log = append(d.log, Attempt{Start: time.UnixMicro(d.curStartTS).UTC(), End: &end, Waited: round3(d.waited - d.waitedBefore),
 			Outcome: d.outcome, Evidence: d.evidence})
@@ -848,6 +863,7 @@ func (inc *incState) export(id int) Incident {
 		x.Operator = []OperatorAction{}
 	}
 	x.EndedBy, x.Ending = endedBy(&x)
+	x.Applications = inc.applications(x.Waiters)
 	return x
 }
 
@@ -913,6 +929,75 @@ func (inc *incState) waiting() []WaitingPoint {
 	}
 	for ; di < len(inc.drains); di++ {
 		out = append(out, WaitingPoint{TS: time.UnixMicro(inc.drains[di]).UTC(), ByApplication: map[string]int{}})
+	}
+	return out
+}
+
+// SessionApplication is the application a session counts under
+// (ApplicationGroup, or its backend type when it has no name and is not
+// a client backend).
+func SessionApplication(s Session) string {
+	if s.PID == 0 && s.ApplicationName == "(prepared transaction)" {
+		return s.ApplicationName
+	}
+	if s.ApplicationName == "" && s.BackendType != "" && s.BackendType != "client backend" {
+		return s.BackendType
+	}
+	return ApplicationGroup(s.ApplicationName)
+}
+
+// applications rolls the incident's waiting up by application.
+func (inc *incState) applications(waiters []Session) []AppImpact {
+	by := map[string]*AppImpact{}
+	roles := map[string]map[string]int{}
+	get := func(app string) *AppImpact {
+		a, ok := by[app]
+		if !ok {
+			a = &AppImpact{Application: app}
+			by[app] = a
+			roles[app] = map[string]int{}
+		}
+		return a
+	}
+	for _, w := range waiters {
+		a := get(SessionApplication(w))
+		a.Waited++
+		a.MaxWait = max(a.MaxWait, w.WaitedFor)
+		roles[a.Application][w.Role]++
+	}
+	for _, p := range inc.series {
+		for app, n := range p.byApp {
+			get(app).WaiterSeconds += float64(n) * p.dt
+		}
+	}
+	out := make([]AppImpact, 0, len(by))
+	for app, a := range by {
+		a.Connected, a.WaitingAtPeak = inc.peakConnected[app], inc.peakWaiting[app]
+		a.WaiterSeconds = round3(a.WaiterSeconds)
+		best := 0
+		for _, r := range sortedKeys(boolKeys(roles[app])) {
+			if roles[app][r] > best {
+				a.Role, best = r, roles[app][r]
+			}
+		}
+		out = append(out, *a)
+	}
+	slices.SortFunc(out, func(a, b AppImpact) int {
+		if a.WaiterSeconds != b.WaiterSeconds {
+			if a.WaiterSeconds > b.WaiterSeconds {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Application, b.Application)
+	})
+	return out
+}
+
+func boolKeys(m map[string]int) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
 	}
 	return out
 }

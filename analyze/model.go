@@ -177,6 +177,9 @@ type Incident struct {
 	// empty while not drained) and Ending how, in one sentence.
 	EndedBy string `json:"ended_by"`
 	Ending  string `json:"ending"`
+	// Applications is what the incident did to each application's
+	// sessions (ApplicationGroup), most waiter-seconds first.
+	Applications []AppImpact `json:"applications"`
 	// Operator are the statements seen acting on sessions during the
 	// incident (pg_cancel_backend, pg_terminate_backend, ROLLBACK
 	// PREPARED, COMMIT PREPARED), in time order.
@@ -277,6 +280,23 @@ type RootBlocker struct {
 	// the samples that show it.
 	Ending         string `json:"ending"`
 	EndingEvidence string `json:"ending_evidence"`
+}
+
+// AppImpact is what an incident did to one application's sessions.
+type AppImpact struct {
+	// Application is the ApplicationGroup; Role the role most of its
+	// waiting sessions had.
+	Application string `json:"application"`
+	Role        string `json:"role"`
+	// Connected is how many of its sessions the peak sample saw
+	// connected, and WaitingAtPeak how many of them were waiting.
+	Connected     int `json:"connected_at_peak"`
+	WaitingAtPeak int `json:"waiting_at_peak"`
+	// Waited is how many of its sessions waited at some point, for at
+	// most MaxWait seconds, WaiterSeconds in all.
+	Waited        int     `json:"waited"`
+	MaxWait       float64 `json:"max_wait_s"`
+	WaiterSeconds float64 `json:"waiter_seconds"`
 }
 
 // OperatorAction is a statement seen acting on another session: the
