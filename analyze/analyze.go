@@ -151,7 +151,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			continue
 		}
 		rec.FullTicks++
-		tr.observe(buildGraph(&snap, len(tr.open) == 0))
+		tr.noticeStatements(snap.activity)
+		tr.observe(buildGraph(&snap, len(tr.open) == 0 && !tr.following()))
 	}
 	if st.err != nil {
 		return nil, st.err

@@ -26,6 +26,11 @@ type tracker struct {
 	nextID      int
 	lastTS      int64
 	lastGraph   *graph
+	// ops are the operator statements seen (opSeen: by run), stmts the
+	// last lock-taking statement seen per backend.
+	ops    []OperatorAction
+	opSeen map[opKey]bool
+	stmts  map[Backend]seenStmt
 }
 
 type incState struct {
@@ -67,6 +72,14 @@ type incState struct {
 	queries  map[string]map[Backend]bool
 	// cycle is the deadlock seen, if any.
 	cycle *cycleState
+	// drains are the samples that saw the queue drained (it may re-form
+	// and rejoin the incident): between them and the next queue, no one
+	// waited.
+	drains []int64
+	ops    []OperatorAction
+	// peakConnected and peakWaiting count sessions by application at
+	// the peak sample.
+	peakConnected, peakWaiting map[string]int
 }
 
 // queueState is a relation's queue at its previous sample.
@@ -88,6 +101,7 @@ type point struct {
 	dt      float64
 	waiters int
 	behind  map[Backend]int
+	byApp   map[string]int
 }
 
 type rootState struct {
@@ -104,6 +118,11 @@ type rootState struct {
 	last       int64
 	gone       int64
 	ended      bool
+	// lastAct is its activity in the last sample that saw it blocking;
+	// ending and evidence how it stopped.
+	lastAct  recording.Activity
+	ending   string
+	evidence string
 	// xact identifies the transaction it blocked with (xact_start, or
 	// the prepared time); streakStart is when the current run of
 	// consecutive samples seeing that transaction block began, and
@@ -180,6 +199,21 @@ type ddlState struct {
 	// olderSeen are the older transactions an online DDL was seen
 	// waiting for.
 	olderSeen map[Backend]bool
+	// The current attempt: when it began and how long had been waited
+	// before it; the statement's query_start and text.
+	waitedBefore float64
+	curStartTS   int64
+	queryStart   int64
+	lastQuery    string
+	xactStart    int64
+	// follow: watch the session after a wait it gave up, until
+	// followUntil, for a retry that is never seen waiting.
+	follow      bool
+	followUntil int64
+	log         []Attempt
+	gaveUpAfter []int64 // how long each attempt that gave up lasted (µs)
+	lockStmt    string
+	queryNote   string
 }
 
 func newTracker(minDuration, mergeWithin time.Duration, rels map[int64]string, gaps []Gap) *tracker {
@@ -232,6 +266,9 @@ func (t *tracker) gapsWithin(a, b int64) []Gap {
 
 // observe folds one full sample's graph into the incidents.
 func (t *tracker) observe(g *graph) {
+	if g.backends != nil {
+		t.noticeOperators(g)
+	}
 	// Time since the previous full sample, less any gap: what was seen
 	// then is assumed to have lasted until now.
 	var dt float64
@@ -311,11 +348,18 @@ func (t *tracker) observe(g *graph) {
 			continue
 		}
 		inc.end = g.ts
+		inc.drains = append(inc.drains, g.ts)
 		inc.gaps = append(inc.gaps, t.gapsWithin(inc.lastSeen, g.ts)...)
 		for b, rs := range inc.roots {
 			if rs.gone == 0 {
-				rs.gone = g.ts
-				rs.ended = g.backends[b] == nil
+				t.rootGone(rs, b, g)
+			}
+		}
+		// Every queue of the incident is empty now.
+		for _, rel := range sortedKeys(queueRels(inc.lastQueue)) {
+			if q := inc.lastQueue[rel]; q.depth > 0 {
+				inc.queue = append(inc.queue, emptied(rel, q, g.ts))
+				inc.lastQueue[rel] = queueState{ts: g.ts}
 			}
 		}
 		t.finishDDLs(inc, g)
@@ -329,6 +373,7 @@ func (t *tracker) observe(g *graph) {
 		t.finishDDLs(inc, g)
 		t.resolveCycle(inc, g)
 	}
+	t.followAll(g)
 	t.lastTS = g.ts
 	t.lastGraph = g
 }
@@ -348,6 +393,7 @@ func (inc *incState) merge(o *incState) {
 	inc.waiterSec += o.waiterSec
 	if o.peak > inc.peak {
 		inc.peak, inc.peakAt = o.peak, o.peakAt
+		inc.peakConnected, inc.peakWaiting = o.peakConnected, o.peakWaiting
 	}
 	inc.samples = max(inc.samples, o.samples)
 	for k := range o.relations {
@@ -379,6 +425,8 @@ func (inc *incState) merge(o *incState) {
 	inc.strong = inc.strong || o.strong
 	inc.rowOnly = inc.rowOnly && o.rowOnly
 	inc.gaps = append(inc.gaps, o.gaps...)
+	inc.drains = append(inc.drains, o.drains...)
+	slices.Sort(inc.drains)
 	for k, v := range o.protected {
 		if _, ok := inc.protected[k]; !ok {
 			inc.protected[k] = v
@@ -444,7 +492,12 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		t.noteCycle(inc, g, c)
 	}
 	inc.lastCount = count
-	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}}
+	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}, byApp: map[string]int{}}
+	for _, b := range comp {
+		if _, ok := g.waits[b]; ok {
+			pt.byApp[appGroupOf(g, b)]++
+		}
+	}
 	for b := range inc.ddls {
 		if in[b] {
 			pt.behind[b] = len(g.behind(b))
@@ -453,12 +506,30 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	inc.series = append(inc.series, pt)
 	if count > inc.peak {
 		inc.peak, inc.peakAt = count, g.ts
+		inc.peakConnected = map[string]int{}
+		for b, a := range g.backends {
+			if a.BackendType == "" || a.BackendType == "client backend" {
+				inc.peakConnected[appGroupOf(g, b)]++
+			}
+		}
+		inc.peakWaiting = pt.byApp
 	}
 	rels := make([]int64, 0, len(queues))
 	for rel := range queues {
 		rels = append(rels, rel)
 	}
 	slices.Sort(rels)
+	// A relation whose queue emptied since its last sample: zero now.
+	seenRel := map[string]bool{}
+	for _, rel := range rels {
+		seenRel[relName(t.rels, rel)] = true
+	}
+	for _, rel := range sortedKeys(queueRels(inc.lastQueue)) {
+		if q := inc.lastQueue[rel]; q.depth > 0 && !seenRel[rel] {
+			inc.queue = append(inc.queue, emptied(rel, q, g.ts))
+			inc.lastQueue[rel] = queueState{ts: g.ts}
+		}
+	}
 	for _, rel := range rels {
 		ws := queues[rel]
 		slices.SortFunc(ws, func(a, b *wait) int {
@@ -525,6 +596,9 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		rs.xact = xact
 		rs.maxStreak = max(rs.maxStreak, g.ts-rs.streakStart)
 		rs.last, rs.gone = g.ts, 0
+		if a := g.backends[r]; a != nil {
+			rs.lastAct = *a
+		}
 		rs.info.setRole(classify(g, r, t.rels, t.odoo))
 		for _, e := range g.edges {
 			if e.Blocker == r {
@@ -561,8 +635,7 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	}
 	for b, rs := range inc.roots {
 		if !roots[b] && rs.gone == 0 {
-			rs.gone = g.ts
-			rs.ended = g.backends[b] == nil
+			t.rootGone(rs, b, g)
 		}
 	}
 	t.protect(inc, g, in)
@@ -615,14 +688,23 @@ func (t *tracker) ddl(inc *incState, g *graph, b Backend, tg tag, rel int64, mod
 	if !ok {
 		d = &ddlState{backend: b, info: t.session(g, b), relation: relName(t.rels, rel), mode: mode, class: class}
 		inc.ddls[b] = d
+		t.ddlStatement(d, g, held)
 	}
 	d.behind = max(d.behind, len(g.behind(b)))
 	if held {
 		d.held = true
 		return
 	}
+	if a := g.backends[b]; a != nil {
+		d.queryStart, d.lastQuery = a.QueryStart, a.Query
+	}
+	d.follow = false
 	if !d.waiting {
 		d.attempts++
+		d.curStartTS, d.waitedBefore = g.ts, d.waited
+		if w := g.waits[b]; w != nil && w.waitStart != 0 && w.waitStart < g.ts {
+			d.curStartTS = w.waitStart
+		}
 	}
 	if d.firstWait == 0 {
 		d.firstWait = g.ts
@@ -650,27 +732,66 @@ func (t *tracker) finishDDLs(inc *incState, g *graph) {
 		}
 		d.waiting = false
 		d.settled = g.ts
-		a := g.backends[b]
-		switch {
-		case a == nil:
-			d.outcome = OutcomeTerminated
-			d.evidence = fmt.Sprintf("the backend was gone at %s while its %s request waited", clock(g.ts), d.mode)
-		case holdsStrong(g, b, d.mode):
-			d.outcome = OutcomeGranted
-			d.evidence = fmt.Sprintf("%s granted by %s (seen held in pg_locks)", d.mode, clock(g.ts))
-		default:
-			// A wait ends in a grant only once the conflicting holders
-			// are gone; if one still holds its lock, the DDL gave up.
-			if h, mode, ok := stillHolds(g, d); ok {
-				d.outcome = OutcomeCancelled
-				d.evidence = fmt.Sprintf("the wait ended by %s while pid %d still held %s on %s; the session stayed connected (state %q): a cancel or a lock_timeout",
-					clock(g.ts), h.PID, mode, d.relation, a.State)
-			} else {
-				d.outcome = OutcomeGranted
-				d.evidence = fmt.Sprintf("its blockers had released their locks by %s and the statement had finished (state %q): granted, and released at commit before the next sample", clock(g.ts), a.State)
-			}
+		// A wait ends in a grant only once the conflicting holders are
+		// gone; if one still holds its lock, the DDL gave up.
+		d.outcome, d.evidence = t.settleWait(d, g)
+		if a := g.backends[b]; a != nil && (d.outcome == OutcomeGaveUp || d.outcome == OutcomeCancelled) && a.StateChange > d.curStartTS {
+			d.gaveUpAfter = append(d.gaveUpAfter, a.StateChange-d.curStartTS)
+		}
+		end := time.UnixMicro(g.ts).UTC()
+		d.log = append(d.log, Attempt{Start: time.UnixMicro(d.curStartTS).UTC(), End: &end, Waited: round3(d.waited - d.waitedBefore),
+			Outcome: d.outcome, Evidence: d.evidence})
+		if (d.outcome == OutcomeGaveUp || d.outcome == OutcomeCancelled || d.outcome == OutcomeUnknown) && g.backends[b] != nil {
+			d.follow, d.followUntil = true, g.ts+followFor
 		}
 	}
+}
+
+// followFor is how long a DDL session is watched after a wait it gave up,
+// for a retry that succeeds without being seen waiting.
+const followFor = int64(60e6)
+
+// emptied is the point where a relation's queue is seen empty again.
+func emptied(rel string, prev queueState, ts int64) QueuePoint {
+	dt := max(float64(ts-prev.ts)/1e6, 1e-3)
+	rate := -float64(prev.depth) / dt
+	alpha := 1 - math.Exp(-dt/queueSmoothing)
+	return QueuePoint{TS: time.UnixMicro(ts).UTC(), Relation: rel, Rate: round3(rate), RateSmoothed: round3(prev.smoothed + alpha*(rate-prev.smoothed))}
+}
+
+func queueRels(m map[string]queueState) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// ddlStatement notes, when the DDL is first seen, whether the statement
+// it runs is what took (or asks for) its lock, and the statement seen
+// taking it.
+func (t *tracker) ddlStatement(d *ddlState, g *graph, held bool) {
+	a := g.backends[d.backend]
+	if a == nil {
+		return
+	}
+	d.xactStart = a.XactStart
+	if !held || takesLock(a.Query) {
+		d.lockStmt = a.Query
+		return
+	}
+	if s, ok := t.stmts[d.backend]; ok && s.xactStart == a.XactStart && a.XactStart != 0 {
+		d.lockStmt = s.query
+	}
+	note := "its lock was taken earlier in its transaction"
+	if a.XactStart != 0 {
+		note += " (begun at " + clock(a.XactStart) + ")"
+	}
+	note += "; the statement it ran when first seen is not what took it"
+	if d.lockStmt == "" {
+		note += ", and no sample saw the statement that did"
+	}
+	d.queryNote = note
 }
 
 // stillHolds reports a backend that blocked the DDL in its last waiting
@@ -753,6 +874,7 @@ func (t *tracker) finish(pendingModules []string) []Incident {
 		if time.Duration(inc.lastSeen-inc.start)*time.Microsecond < t.minDuration {
 			continue
 		}
+		inc.ops = t.opsFor(inc)
 		x := inc.export(len(out) + 1)
 		x.Runbook = runbook(&x, inc, pendingModules)
 		out = append(out, x)
@@ -794,16 +916,11 @@ func (inc *incState) export(id int) Incident {
 		if r.prepared {
 			rb.Ended = false // it never had a backend
 		}
-		switch {
-		case r.gone == 0:
-			rb.Outcome = "still blocking"
-		case r.prepared:
-			rb.Outcome = "finished" // ROLLBACK PREPARED or COMMIT PREPARED: its locks are gone
-		case r.ended:
-			rb.Outcome = "terminated"
-		default:
-			rb.Outcome = "released"
+		rb.Ending, rb.EndingEvidence = r.ending, r.evidence
+		if r.gone == 0 {
+			rb.Ending, rb.EndingEvidence = EndingStillBlocking, "still blocking when the recording ends"
 		}
+		rb.Outcome = rootOutcome(rb.Ending)
 		if r.gone != 0 {
 			g := time.UnixMicro(r.gone).UTC()
 			rb.Gone = &g
@@ -835,19 +952,37 @@ func (inc *incState) export(id int) Incident {
 			st := time.UnixMicro(d.settled).UTC()
 			x.DDL.Settled = &st
 		}
+		x.DDL.AttemptLog = append([]Attempt{}, d.log...)
+		if d.waiting {
+			x.DDL.AttemptLog = append(x.DDL.AttemptLog, Attempt{Start: time.UnixMicro(d.curStartTS).UTC(), Waited: round3(d.waited - d.waitedBefore),
+				Outcome: d.outcome, Evidence: d.evidence})
+		}
+		if d.xactStart != 0 {
+			xs := time.UnixMicro(d.xactStart).UTC()
+			x.DDL.XactStart = &xs
+		}
+		x.DDL.LockStatement, x.DDL.QueryNote = d.lockStmt, d.queryNote
 		if d.held && d.attempts == 0 {
 			x.DDL.Outcome = OutcomeHeld
 			x.DDL.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)
 		}
-		if d.attempts > 1 && d.outcome == OutcomeCancelled {
-			x.DDL.Outcome = OutcomeLockTimeout
-			x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up: a lock_timeout with retries; %s", d.attempts, d.mode, d.evidence)
+		if d.attempts > 1 {
+			gaveUp := 0
+			for _, a := range d.log[:max(len(d.log)-1, 0)] {
+				if a.Outcome == OutcomeGaveUp || a.Outcome == OutcomeCancelled {
+					gaveUp++
+				}
+			}
+			switch {
+			case d.outcome == OutcomeGaveUp && gaveUp == len(d.log)-1:
+				x.DDL.Outcome = OutcomeLockTimeout
+				x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up while its blocker still held the lock: a lock_timeout (or statement_timeout) with retries, none of which got the lock; the last: %s", d.attempts, d.mode, d.evidence)
+			case gaveUp > 0:
+				x.DDL.Evidence = fmt.Sprintf("attempt %d of %d: %s; the %d before gave up while the blocker held its lock (lock_timeout retries)", d.attempts, d.attempts, d.evidence, gaveUp)
+			}
 		}
 	}
-	x.Waiting = make([]WaitingPoint, 0, len(inc.series))
-	for _, p := range inc.series {
-		x.Waiting = append(x.Waiting, WaitingPoint{TS: time.UnixMicro(p.ts).UTC(), Waiters: p.waiters, Seconds: round3(p.dt)})
-	}
+	x.Waiting = inc.waiting()
 	if inc.cycle != nil {
 		x.Deadlock = inc.cycle.export()
 	}
@@ -856,6 +991,12 @@ func (inc *incState) export(id int) Incident {
 	x.Advice = advice(&x)
 	x.WhatIf = whatIf(&x, inc)
 	x.EdgeLog = inc.edgeLog
+	x.Operator = inc.ops
+	if x.Operator == nil {
+		x.Operator = []OperatorAction{}
+	}
+	x.EndedBy, x.Ending = endedBy(&x)
+	x.Applications = inc.applications(x.Waiters)
 	return x
 }
 
@@ -901,4 +1042,95 @@ func principalDDL(m map[Backend]*ddlState) *ddlState {
 	return best
 }
 
-func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// waiting is the exported waiting series: one point per sample that saw
+// the incident, and a zero at each sample that saw it drained before it
+// re-formed, standing until the queue re-formed (gaps excluded is not
+// needed: nobody waited either way).
+func (inc *incState) waiting() []WaitingPoint {
+	out := make([]WaitingPoint, 0, len(inc.series)+len(inc.drains))
+	di := 0
+	for i, p := range inc.series {
+		for di < len(inc.drains) && inc.drains[di] <= p.ts {
+			if di > 0 || i > 0 {
+				out = append(out, WaitingPoint{TS: time.UnixMicro(inc.drains[di]).UTC(), Seconds: round3(float64(p.ts-inc.drains[di]) / 1e6), ByApplication: map[string]int{}})
+			}
+			di++
+		}
+		out = append(out, WaitingPoint{TS: time.UnixMicro(p.ts).UTC(), Waiters: p.waiters, Seconds: round3(p.dt), ByApplication: p.byApp})
+	}
+	for ; di < len(inc.drains); di++ {
+		out = append(out, WaitingPoint{TS: time.UnixMicro(inc.drains[di]).UTC(), ByApplication: map[string]int{}})
+	}
+	return out
+}
+
+// SessionApplication is the application a session counts under
+// (ApplicationGroup, or its backend type when it has no name and is not
+// a client backend).
+func SessionApplication(s Session) string {
+	if s.PID == 0 && s.ApplicationName == "(prepared transaction)" {
+		return s.ApplicationName
+	}
+	if s.ApplicationName == "" && s.BackendType != "" && s.BackendType != "client backend" {
+		return s.BackendType
+	}
+	return ApplicationGroup(s.ApplicationName)
+}
+
+// applications rolls the incident's waiting up by application.
+func (inc *incState) applications(waiters []Session) []AppImpact {
+	by := map[string]*AppImpact{}
+	roles := map[string]map[string]int{}
+	get := func(app string) *AppImpact {
+		a, ok := by[app]
+		if !ok {
+			a = &AppImpact{Application: app}
+			by[app] = a
+			roles[app] = map[string]int{}
+		}
+		return a
+	}
+	for _, w := range waiters {
+		a := get(SessionApplication(w))
+		a.Waited++
+		a.MaxWait = max(a.MaxWait, w.WaitedFor)
+		roles[a.Application][w.Role]++
+	}
+	for _, p := range inc.series {
+		for app, n := range p.byApp {
+			get(app).WaiterSeconds += float64(n) * p.dt
+		}
+	}
+	out := make([]AppImpact, 0, len(by))
+	for app, a := range by {
+		a.Connected, a.WaitingAtPeak = inc.peakConnected[app], inc.peakWaiting[app]
+		a.WaiterSeconds = round3(a.WaiterSeconds)
+		best := 0
+		for _, r := range sortedKeys(boolKeys(roles[app])) {
+			if roles[app][r] > best {
+				a.Role, best = r, roles[app][r]
+			}
+		}
+		out = append(out, *a)
+	}
+	slices.SortFunc(out, func(a, b AppImpact) int {
+		if a.WaiterSeconds != b.WaiterSeconds {
+			if a.WaiterSeconds > b.WaiterSeconds {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Application, b.Application)
+	})
+	return out
+}
+
+func boolKeys(m map[string]int) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}

@@ -51,6 +51,59 @@ const (
 	OutcomeTerminated   = "terminated"
 	OutcomeStillWaiting = "still_waiting"
 	OutcomeHeld         = "held" // the DDL held its lock from the start: it was the blocker
+	// OutcomeGaveUp: the wait ended while a blocker still held its lock
+	// and the session stayed: a lock_timeout, a statement_timeout or a
+	// cancel — the recording cannot tell which.
+	OutcomeGaveUp = "gave_up"
+	// OutcomeLeftWaiting: the backend went away while its blocker still
+	// held the lock: it never got it (terminated, or its client gave up).
+	OutcomeLeftWaiting = "left_waiting"
+	// OutcomeCompletedOrTerminated: the backend went away between two
+	// samples, in the same interval as its blockers released; its lock
+	// was never seen granted: it completed and disconnected, or it was
+	// terminated — the recording cannot tell which.
+	OutcomeCompletedOrTerminated = "completed_or_terminated"
+	// OutcomeUnknown: the wait ended in the same interval as its blockers
+	// released and the session stayed; the timestamps do not order the
+	// two: it got its lock, or it gave up just before.
+	OutcomeUnknown = "unknown"
+)
+
+// Root blocker endings (RootBlocker.Ending).
+const (
+	EndingStillBlocking = "still_blocking"
+	// EndingTransactionEnded: the backend stayed and its transaction
+	// ended (committed or rolled back: pg_stat_activity cannot tell).
+	EndingTransactionEnded = "transaction_ended"
+	// EndingRolledBack: the backend stayed and its transaction, seen
+	// aborted, ended: a rollback.
+	EndingRolledBack = "rolled_back"
+	// EndingCancelled: a pg_cancel_backend naming it was seen and its
+	// locks went away while it stayed.
+	EndingCancelled = "cancelled"
+	// EndingReleased: the locks went away inside the same transaction (a
+	// rollback to a savepoint, a statement's own lock released).
+	EndingReleased = "released"
+	// EndingKeptLocks: it stopped blocking because nobody waited for it
+	// any more; it still held the locks the queue had waited for.
+	EndingKeptLocks = "kept_locks"
+	// EndingTerminated: the backend went away and a pg_terminate_backend
+	// naming it was seen.
+	EndingTerminated = "terminated"
+	// EndingLeft: the backend went away between two samples, and no
+	// terminate naming it was seen: terminated or disconnected, the
+	// recording cannot tell which.
+	EndingLeft = "left"
+	// EndingPreparedResolved: a prepared transaction's locks went away:
+	// COMMIT PREPARED or ROLLBACK PREPARED (named when seen).
+	EndingPreparedResolved = "prepared_resolved"
+)
+
+// Which side ended a queue (Incident.EndedBy).
+const (
+	EndedByBlocker = "blocker" // the root blocker released or went away
+	EndedByWaiter  = "waiter"  // the waiting DDL gave up, was cancelled or went away
+	EndedByUnknown = "unknown"
 )
 
 // Result is what analysis found in a recording.
@@ -156,6 +209,17 @@ type Incident struct {
 	// Advice is what to change so it does not happen again, with the
 	// evidence for each item.
 	Advice []Advice `json:"advice"`
+	// EndedBy says which side ended the queue (blocker, waiter, unknown;
+	// empty while not drained) and Ending how, in one sentence.
+	EndedBy string `json:"ended_by"`
+	Ending  string `json:"ending"`
+	// Applications is what the incident did to each application's
+	// sessions (ApplicationGroup), most waiter-seconds first.
+	Applications []AppImpact `json:"applications"`
+	// Operator are the statements seen acting on sessions during the
+	// incident (pg_cancel_backend, pg_terminate_backend, ROLLBACK
+	// PREPARED, COMMIT PREPARED), in time order.
+	Operator []OperatorAction `json:"operator_actions"`
 	// EdgeLog is every wait-for edge of every sample; it goes to the
 	// derived Parquet tables, not to incident.json.
 	EdgeLog []EdgeRecord `json:"-"`
@@ -332,10 +396,65 @@ type RootBlocker struct {
 	// Ended is true when the backend itself disappeared (terminated or
 	// disconnected), false when it stayed and released its locks.
 	Ended bool `json:"ended"`
-	// Outcome is what the recording shows happened to it: terminated (the
-	// backend went away), released (it committed, rolled back or was
-	// cancelled and stayed connected), or still blocking.
+	// Outcome is what the recording shows happened to it, coarsely:
+	// "terminated" (the backend went away and a terminate naming it was
+	// seen), "gone" (the backend went away, cause not seen), "released"
+	// (its locks went away while it stayed connected), "kept locks" (it
+	// stopped blocking because the waiters gave up), or "still blocking".
 	Outcome string `json:"outcome"`
+	// Ending is the same, finer (Ending* constants), and EndingEvidence
+	// the samples that show it.
+	Ending         string `json:"ending"`
+	EndingEvidence string `json:"ending_evidence"`
+}
+
+// AppImpact is what an incident did to one application's sessions.
+type AppImpact struct {
+	// Application is the ApplicationGroup; Role the role most of its
+	// waiting sessions had.
+	Application string `json:"application"`
+	Role        string `json:"role"`
+	// Connected is how many of its sessions the peak sample saw
+	// connected, and WaitingAtPeak how many of them were waiting.
+	Connected     int `json:"connected_at_peak"`
+	WaitingAtPeak int `json:"waiting_at_peak"`
+	// Waited is how many of its sessions waited at some point, for at
+	// most MaxWait seconds, WaiterSeconds in all.
+	Waited        int     `json:"waited"`
+	MaxWait       float64 `json:"max_wait_s"`
+	WaiterSeconds float64 `json:"waiter_seconds"`
+}
+
+// OperatorAction is a statement seen acting on another session: the
+// recording shows who ran it and when, not always whom it named.
+type OperatorAction struct {
+	// At is the statement's query_start; SeenAt the sample that showed it.
+	At              time.Time `json:"at"`
+	SeenAt          time.Time `json:"seen_at"`
+	PID             int32     `json:"pid"`
+	BackendStart    time.Time `json:"backend_start"`
+	ApplicationName string    `json:"application_name"`
+	User            string    `json:"usename"`
+	// Action is cancel, terminate, rollback_prepared or commit_prepared.
+	Action string `json:"action"`
+	// Target is the pid it named (0 when the text does not show it: a
+	// bound parameter); GID the prepared transaction's.
+	Target int32  `json:"target_pid"`
+	GID    string `json:"gid,omitempty"`
+	Query  string `json:"query"`
+}
+
+// Attempt is one try of the DDL to get its lock.
+type Attempt struct {
+	// Start is when it was first seen waiting (or, for an attempt never
+	// seen waiting, its statement's query_start); End the first sample
+	// after it ended.
+	Start   time.Time  `json:"start"`
+	End     *time.Time `json:"end"`
+	Waited  float64    `json:"waited_s"`
+	Outcome string     `json:"outcome"`
+	// Evidence says what shows the outcome.
+	Evidence string `json:"evidence"`
 }
 
 // HeldLock is a granted lock.
@@ -370,6 +489,15 @@ type DDL struct {
 	// still waits).
 	FirstWait *time.Time `json:"first_wait"`
 	Settled   *time.Time `json:"settled"`
+	// AttemptLog is every attempt, the last one's outcome being Outcome.
+	AttemptLog []Attempt `json:"attempt_log"`
+	// XactStart is when the DDL's transaction began.
+	XactStart *time.Time `json:"xact_start"`
+	// LockStatement is the statement seen taking the lock ("" when no
+	// sample saw it); QueryNote says when Query, the statement running
+	// when first seen, is not what took the lock.
+	LockStatement string `json:"lock_statement"`
+	QueryNote     string `json:"query_note"`
 }
 
 // WaitingPoint is the number of waiting sessions at one sample.
@@ -377,6 +505,8 @@ type WaitingPoint struct {
 	TS      time.Time `json:"ts"`
 	Waiters int       `json:"waiters"`
 	Seconds float64   `json:"seconds"`
+	// ByApplication splits Waiters by application (ApplicationGroup).
+	ByApplication map[string]int `json:"by_application"`
 }
 
 // WaiterSecondsBetween integrates the incident's waiting sessions over

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // HotTables are the Odoo tables the runbook names as DDL choke points, and
@@ -121,41 +122,11 @@ func runbook(x *Incident, inc *incState, pendingModules []string) Runbook {
 	rb.Triage = append(rb.Triage, Check{Question: "is the lock queue growing (more waiters every sample) or draining?", Answer: tr,
 		Evidence: fmt.Sprintf("on average %d waiting in the first half of the queue's life before containment, %d in the second", before, after)})
 
-	// Finish forward or roll back.
-	switch {
-	case x.DDL != nil && len(x.Actions) > 0 && x.Actions[0].PID == x.DDL.PID && x.Actions[0].Action == ActionCancel:
-		rb.Path, rb.PathEvidence = "roll back", "the DDL's blocker is a protected session the runbook says not to touch: stop the migration attempt and reschedule it after the protected work, with lock_timeout set"
-	case x.DDL != nil && x.DDL.Outcome == OutcomeGranted:
-		rb.Path, rb.PathEvidence = "finish-forward", "the DDL got its lock once its blocker was gone and the queue drained: the change went through"
-	case tr == "growing":
-		rb.Path, rb.PathEvidence = "roll back", "the queue kept growing while the DDL waited: stop the attempt and reschedule it with lock_timeout in a quiet window"
-	case x.DDL != nil && x.DDL.Outcome == OutcomeHeld:
-		rb.Path, rb.PathEvidence = "finish-forward", "the migration held the lock itself: let it commit quickly (or roll it back) and rerun with lock_timeout"
-	case x.DDL == nil:
-		rb.Path, rb.PathEvidence = "n/a", "no schema change involved"
-	default:
-		rb.Path, rb.PathEvidence = "finish-forward", "the queue was not growing: clear the blocker and let the change complete under a lock_timeout"
-	}
+	// Finish forward or roll back: what happened to the change.
+	rb.Path, rb.PathEvidence = changePath(x, tr)
 
-	// What was done.
-	for _, r := range x.RootBlockers {
-		switch {
-		case r.Gone == nil:
-			rb.Done = append(rb.Done, fmt.Sprintf("root blocker pid %d was still blocking when the recording ends", r.PID))
-		default:
-			after := r.Gone.Sub(x.Start).Seconds()
-			how := "released its locks (commit, rollback or a cancelled statement) and stayed connected"
-			if r.GID != "" {
-				rb.Done = append(rb.Done, fmt.Sprintf("the prepared transaction '%s' (root blocker, pid 0) was finished — ROLLBACK PREPARED or COMMIT PREPARED — at %s, %.1f s after the queue formed",
-					r.GID, r.Gone.Format("15:04:05"), r.Gone.Sub(x.Start).Seconds()))
-				continue
-			}
-			if r.Ended {
-				how = "went away (pg_terminate_backend, or its client disconnected)"
-			}
-			rb.Done = append(rb.Done, fmt.Sprintf("root blocker pid %d %s at %s, %.1f s after the queue formed", r.PID, how, r.Gone.Format("15:04:05"), after))
-		}
-	}
+	// What was done: only what the recording shows.
+	rb.Done = done(x)
 
 	// Verification.
 	rb.Verification = append(rb.Verification, Check{Question: "lock waiters back to zero", Answer: yesNo(x.End != nil),
@@ -217,4 +188,113 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// Paths of a change.
+const (
+	PathFinishForward = "finish-forward"
+	PathRollBack      = "roll back"
+	PathCannotTell    = "cannot tell"
+	PathNone          = "n/a"
+)
+
+// changePath says what happened to the change, from the DDL's outcome
+// (and, when the DDL held the lock itself, from how its transaction
+// ended); while it still waits, what the runbook advises.
+func changePath(x *Incident, trend string) (string, string) {
+	d := x.DDL
+	if d == nil {
+		return PathNone, "no schema change involved"
+	}
+	switch d.Outcome {
+	case OutcomeGranted:
+		return PathFinishForward, "the DDL got its lock (" + d.Evidence + "): the change went through"
+	case OutcomeGaveUp, OutcomeCancelled, OutcomeLockTimeout, OutcomeTerminated, OutcomeLeftWaiting:
+		return PathRollBack, "the DDL " + outcomeWords(d.Outcome) + " without getting its lock: its statement was rolled back and the change is not in place; rerun it with a lock_timeout and retries, in a quiet window"
+	case OutcomeUnknown:
+		return PathCannotTell, "the DDL's wait ended in the same interval as its blockers released, and the recording cannot tell whether it got its lock or gave up just before: check whether the change is in place before running it again"
+	case OutcomeCompletedOrTerminated:
+		return PathCannotTell, "the DDL's backend went away in the same interval as its blockers released, and its lock was never seen granted: it completed, or it was terminated — check whether the change is in place (\\d " + d.Relation + ", the migration's log) before running it again"
+	case OutcomeStillWaiting:
+		if trend == "growing" {
+			return PathRollBack, "the recording ends with the DDL still waiting and the queue growing: the runbook says stop the attempt and reschedule it with lock_timeout in a quiet window"
+		}
+		return PathFinishForward, "the recording ends with the DDL still waiting and the queue not growing: the runbook says clear the blocker and let the change complete under a lock_timeout"
+	case OutcomeHeld:
+		for _, r := range x.RootBlockers {
+			if r.PID != d.PID || !r.BackendStart.Equal(d.BackendStart) {
+				continue
+			}
+			switch r.Ending {
+			case EndingTerminated, EndingRolledBack, EndingCancelled:
+				return PathRollBack, "the migration's own transaction, which held the lock, " + endingWords(r.Ending) + ": a terminated, cancelled or failed transaction is rolled back, so the change is not in place"
+			case EndingTransactionEnded:
+				return PathCannotTell, "the migration's own transaction, which held the lock, ended and the session stayed: committed or rolled back — the recording cannot tell which; check whether the change is in place before running it again"
+			case EndingLeft:
+				return PathCannotTell, "the migration's backend, which held the lock, went away: it committed and disconnected, or it was terminated (and rolled back) — the recording cannot tell which; check whether the change is in place"
+			case EndingStillBlocking:
+				return PathFinishForward, "the recording ends with the migration still holding the lock: the runbook says let it commit quickly (or roll it back) and rerun with lock_timeout"
+			}
+			return PathCannotTell, "the migration held the lock itself and " + endingWords(r.Ending) + "; the recording cannot tell whether the change was committed"
+		}
+		return PathCannotTell, "the migration held the lock itself; the recording does not show how its transaction ended"
+	}
+	return PathCannotTell, "the DDL's outcome is " + d.Outcome
+}
+
+// done lists what the recording shows happened: the operator statements
+// seen, how each root blocker stopped blocking, and the DDL's end —
+// nothing the runbook merely advises.
+func done(x *Incident) []string {
+	out := []string{}
+	at := func(t time.Time) string {
+		return fmt.Sprintf("%s (%s after the queue formed)", t.UTC().Format("15:04:05.000"), secs(t.Sub(x.Start).Seconds()))
+	}
+	for _, op := range x.Operator {
+		who := "whom it named is not in the recording (a bound parameter)"
+		switch {
+		case op.GID != "":
+			who = "prepared transaction '" + op.GID + "'"
+		case op.Target != 0:
+			who = fmt.Sprintf("naming pid %d", op.Target)
+			for _, r := range x.RootBlockers {
+				if r.PID == op.Target {
+					who += ", the root blocker"
+				}
+			}
+			if x.DDL != nil && x.DDL.PID == op.Target {
+				who += ", the DDL"
+			}
+		}
+		out = append(out, fmt.Sprintf("pid %d (%s) ran %q at %s: %s", op.PID, cmpOr(op.ApplicationName, op.User, "no application name"), oneLine(op.Query, 120), at(op.At), who))
+	}
+	for _, r := range x.RootBlockers {
+		if r.Gone == nil {
+			out = append(out, fmt.Sprintf("root blocker pid %d was still blocking when the recording ends", r.PID))
+			continue
+		}
+		out = append(out, fmt.Sprintf("root blocker pid %d %s, seen at %s: %s", r.PID, endingWords(r.Ending), at(*r.Gone), r.EndingEvidence))
+	}
+	if d := x.DDL; d != nil && d.Outcome != OutcomeHeld {
+		n := ""
+		if d.Attempts > 1 {
+			n = fmt.Sprintf(" (attempt %d of %d)", d.Attempts, d.Attempts)
+		}
+		when := ""
+		if d.Settled != nil {
+			when = ", seen at " + at(*d.Settled)
+		}
+		out = append(out, fmt.Sprintf("the DDL pid %d %s%s%s", d.PID, outcomeWords(d.Outcome), n, when))
+	}
+	if x.End != nil {
+		out = append(out, "the queue was seen drained at "+at(*x.End))
+	}
+	return out
+}
+
+func secs(s float64) string {
+	if s < 10 {
+		return fmt.Sprintf("%.1f s", s)
+	}
+	return fmt.Sprintf("%.0f s", s)
 }
