@@ -33,6 +33,10 @@ type Frame struct {
 	Modules       []recording.OdooModule
 	ModulesAt     time.Time
 	ModulesPolled bool
+	// Prepared are the prepared transactions (pg_prepared_xacts): they
+	// hold their locks with no backend (pid NULL in pg_locks, 0 in
+	// pg_blocking_pids).
+	Prepared []recording.PreparedXact
 }
 
 // Frames calls fn with each full sample of the recording in order, within
@@ -110,6 +114,7 @@ func Frames(ctx context.Context, cfg Config, fn func(*Frame) error) error {
 				}
 			}
 		})
+		f.Prepared = append(f.Prepared[:0], snap.prepared...)
 		if err := fn(f); err != nil {
 			if errors.Is(err, ErrStopFrames) {
 				return nil

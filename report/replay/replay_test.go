@@ -91,6 +91,7 @@ func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
 		{"chain", scenario.Options{Table: "sale_order_line", Workers: 4, AppPrefix: "odoo"}},
 		{"create-index-pgdump", scenario.Options{Table: "ir_attachment", Workers: 3, AppPrefix: "web"}},
 		{"row-contention", scenario.Options{Table: "stock_quant", Workers: 3, AppPrefix: "pos"}},
+		{"prepared-root", scenario.Options{Table: "sale_order", Workers: 3, AppPrefix: "odoo"}},
 	}
 	for _, c := range cases {
 		t.Run(c.scenario, func(t *testing.T) {
@@ -161,8 +162,8 @@ func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
 			check := func(view string, res int, ordered bool, cols ...string) {
 				t.Helper()
 				pids := staged
-				if view == replay.ViewVerify {
-					pids = nil // counts and modules: every row
+				if view == replay.ViewVerify || view == replay.ViewPrepared {
+					pids = nil // counts, modules, prepared transactions: every row
 				}
 				want := rows(liveViews[view][res], pids, cols...)
 				have := rows(got[view][res], pids, cols...)
@@ -184,6 +185,9 @@ func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
 				check(replay.ViewAccessExclusive, 0, false, "pid", "application_name", "granted", "relation", "query")
 			}
 			check(replay.ViewBlocking, 0, false, "waiting_pid", "waiting_app", "blocking_pid", "blocking_app", "waiting_query", "blocking_query")
+			if c.scenario == "prepared-root" {
+				check(replay.ViewPrepared, 0, true, "gid", "database", "owner", "prepared")
+			}
 			for _, res := range []int{0, 1, 2} {
 				check(replay.ViewVerify, res, true, liveViews[replay.ViewVerify][res].Columns...)
 			}

@@ -61,6 +61,13 @@ join pg_stat_activity a on a.pid = l.pid
 where a.datname = current_database()
 and l.mode = 'AccessExclusiveLock'
 and not l.granted;`
+	// SQLPrepared finds the transactions prepared for two-phase commit:
+	// pg_blocking_pids reports them as pid 0 and pg_locks with a NULL
+	// pid, so the views above cannot name them; only ROLLBACK PREPARED
+	// (or COMMIT PREPARED) in their database ends them.
+	SQLPrepared = `select gid, database, owner, prepared, now() - prepared as age
+from pg_prepared_xacts
+order by prepared;`
 	SQLVerifyModules = `select name, state
 from ir_module_module
 where state in ('to install', 'to upgrade', 'to remove')

@@ -30,6 +30,7 @@ const (
 	ViewAccessExclusive = "access-exclusive"
 	ViewBlocking        = "blocking"
 	ViewVerify          = "verify"
+	ViewPrepared        = "prepared"
 )
 
 // View is one of the runbook's queries.
@@ -49,6 +50,7 @@ var Views = []View{
 	{ViewLocks, "Step 1: waiting vs granted locks with relation names", SQLLocks, locks},
 	{ViewAccessExclusive, "Step 1: AccessExclusive lock holders and waiters", SQLAccessExclusive, accessExclusive},
 	{ViewBlocking, "Step 1: blocking graph, who is waiting on whom", SQLBlocking, blocking},
+	{ViewPrepared, "Step 1: prepared transactions (pid 0 in pg_blocking_pids: no backend to cancel)", SQLPrepared, prepared},
 	{ViewVerify, "Step 4: verify recovery", SQLVerifyWaiters + "\n" + SQLVerifyAccessExclusive + "\n" + SQLVerifyModules, verify},
 }
 
@@ -322,4 +324,14 @@ func verify(f *analyze.Frame) []Table {
 		out = append(out, t3)
 	}
 	return out
+}
+
+func prepared(f *analyze.Frame) []Table {
+	t := Table{Columns: []string{"gid", "database", "owner", "prepared", "age"}}
+	ps := slices.Clone(f.Prepared)
+	slices.SortStableFunc(ps, func(a, b recording.PreparedXact) int { return cmp.Compare(a.Prepared, b.Prepared) })
+	for _, p := range ps {
+		t.add(str(p.GID), str(p.Database), str(p.Owner), str(psqlTime(time.UnixMicro(p.Prepared))), interval(f.TS, p.Prepared))
+	}
+	return []Table{t}
 }
