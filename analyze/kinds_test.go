@@ -25,6 +25,8 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 		{"deadlock", scenario.Options{Table: "account_move", Workers: 2, AppPrefix: "pos"}},
 		{"online-index", scenario.Options{Table: "ir_attachment", Workers: 1, AppPrefix: "odoo"}},
 		{"advisory-queue", scenario.Options{Table: "ir_cron", Workers: 3, AppPrefix: "jobs"}},
+		{"shared-row-lock", scenario.Options{Table: "account_move", Workers: 3, AppPrefix: "crm"}},
+		{"vacuum-waits", scenario.Options{Table: "mail_message", Workers: 1, AppPrefix: "odoo"}},
 	}
 	for _, c := range cases {
 		t.Run(c.scenario, func(t *testing.T) {
@@ -36,12 +38,57 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 
 // kindChecks compare each new kind's analysis with its staging.
 var kindChecks = map[string]func(t *testing.T, truth scenario.Truth, inc analyze.Incident){
-	"prepared-root":  checkPreparedRoot,
-	"hot-row-churn":  checkHotRowChurn,
-	"protected-root": checkProtectedRoot,
-	"deadlock":       checkDeadlock,
-	"online-index":   checkOnlineIndex,
-	"advisory-queue": checkAdvisory,
+	"prepared-root":   checkPreparedRoot,
+	"hot-row-churn":   checkHotRowChurn,
+	"protected-root":  checkProtectedRoot,
+	"deadlock":        checkDeadlock,
+	"online-index":    checkOnlineIndex,
+	"advisory-queue":  checkAdvisory,
+	"shared-row-lock": checkSharedRowLock,
+	"vacuum-waits":    checkVacuumWaits,
+}
+
+// A row held by several transactions (a multixact): the writer waits for
+// each member in turn, and every member that blocked is named.
+func checkSharedRowLock(t *testing.T, truth scenario.Truth, inc analyze.Incident) {
+	noHarm(t, inc)
+	if inc.Kind != analyze.KindRowLock {
+		t.Errorf("kind %q, want %q", inc.Kind, analyze.KindRowLock)
+	}
+	got := rootPIDs(inc.RootBlockers)
+	slices.Sort(got)
+	var want []int32
+	for _, m := range truth.Members {
+		want = append(want, m.PID)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("root blockers %v, want every member of the shared row lock %v", got, want)
+	}
+	for _, a := range inc.Actions {
+		if !slices.Contains(want, a.PID) || a.Action != analyze.ActionTerminate {
+			t.Errorf("action %+v, want terminate on the idle members only", a)
+		}
+	}
+	if inc.Contention == nil || inc.Contention.Churn || !strings.Contains(inc.Contention.Object, truth.Table) {
+		t.Errorf("contention %+v, want a persistent hold on a row of %s", inc.Contention, truth.Table)
+	}
+}
+
+func checkVacuumWaits(t *testing.T, truth scenario.Truth, inc analyze.Incident) {
+	noHarm(t, inc)
+	if inc.Kind != analyze.KindMaintenance {
+		t.Errorf("kind %q, want %q", inc.Kind, analyze.KindMaintenance)
+	}
+	if d := inc.DDL; d == nil || d.PID != truth.DDL.PID || d.Class != analyze.DDLMaintenance || d.Mode != truth.DDLMode || d.Relation != truth.Table {
+		t.Errorf("DDL %+v, want the VACUUM %d waiting for %s on %s", inc.DDL, truth.DDL.PID, truth.DDLMode, truth.Table)
+	}
+	if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID {
+		t.Errorf("root blockers %v, want %d", got, truth.Root.PID)
+	}
+	if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.Root.PID || inc.Actions[0].Action != analyze.ActionTerminate {
+		t.Errorf("first action %+v, want terminate of the idle holder %d", inc.Actions, truth.Root.PID)
+	}
 }
 
 // noHarm: no action signals pid 0, and none cancels or terminates a

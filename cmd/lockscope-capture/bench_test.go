@@ -56,6 +56,9 @@ func BenchmarkRecorder(b *testing.B) {
 			for range b.N {
 				floor := serverCPU(b, dsn, 100, "SELECT * FROM pg_stat_activity", "SELECT * FROM pg_locks")
 				probe := serverCPU(b, dsn, 100, "SELECT statement_timestamp(), (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock')")
+				// The full sample's pg_prepared_xacts read (two prepared
+				// transactions exist), sent in the same batch.
+				prepared := serverCPU(b, dsn, 100, "SELECT transaction::text::int8, gid, prepared, owner::text, database::text FROM pg_prepared_xacts")
 				r := runRecorder(b, dsn, 30*time.Second)
 				b.ReportMetric(r.serverUS, "server-us/sample")
 				b.ReportMetric(floor, "floor-us")
@@ -65,6 +68,7 @@ func BenchmarkRecorder(b *testing.B) {
 				b.ReportMetric(r.rssMiB, "rss-MiB")
 				b.ReportMetric(float64(r.fullTicks), "samples")
 				b.ReportMetric(probe, "probe-us")
+				b.ReportMetric(prepared, "prepared-xacts-us")
 				// The default rates: a probe every 250 ms, a full snapshot every 5 s.
 				b.ReportMetric((4*probe+r.serverUS/5)/1e4, "default-%cpu")
 			}
@@ -99,6 +103,11 @@ func newLoad(b *testing.B, dsn string) *load {
 	}
 	if _, err := l.holder.Exec(ctx, "BEGIN; UPDATE bench_hot SET v = v + 1 WHERE id = 1"); err != nil {
 		b.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := admin.Exec(ctx, fmt.Sprintf("BEGIN; UPDATE bench_other SET v = v WHERE id = %d; PREPARE TRANSACTION 'bench-%d'", i+10, i)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if l.ddl, err = l.connect("odoo-upgrade"); err != nil {
 		b.Fatal(err)

@@ -50,8 +50,8 @@ var Views = []View{
 	{ViewLocks, "Step 1: waiting vs granted locks with relation names", SQLLocks, locks},
 	{ViewAccessExclusive, "Step 1: AccessExclusive lock holders and waiters", SQLAccessExclusive, accessExclusive},
 	{ViewBlocking, "Step 1: blocking graph, who is waiting on whom", SQLBlocking, blocking},
-	{ViewPrepared, "Step 1: prepared transactions (pid 0 in pg_blocking_pids: no backend to cancel)", SQLPrepared, prepared},
 	{ViewVerify, "Step 4: verify recovery", SQLVerifyWaiters + "\n" + SQLVerifyAccessExclusive + "\n" + SQLVerifyModules, verify},
+	{ViewPrepared, "Step 1: prepared transactions (pid 0 in pg_blocking_pids: no backend to cancel)", SQLPrepared, prepared},
 }
 
 // LookupView finds a view by name.

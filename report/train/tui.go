@@ -14,7 +14,7 @@ import (
 )
 
 // RunTUI runs the drill full-screen on a terminal: the runbook's views of
-// the moment on top (keys 1–5, scrolled with the arrows), the question
+// the moment on top (keys 1–6, scrolled with the arrows), the question
 // below (a, b, c…), the evidence after each answer, the debrief at the end.
 func RunTUI(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score, error) {
 	m := newModel(ctx, d)
@@ -122,7 +122,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.x = max(m.x-8, 0)
 		case "right":
 			m.x += 8
-		case "1", "2", "3", "4", "5":
+		case "1", "2", "3", "4", "5", "6":
 			n := int(key[0] - '1')
 			if n < len(replay.Views) {
 				m.view = replay.Views[n].Name
@@ -214,9 +214,9 @@ func (m *model) View() tea.View {
 			verdict = styleWrong.Render("Not quite.")
 		}
 		b.WriteString("\n" + verdict + " " + wrap(m.evidence(), m.w) + "\n")
-		b.WriteString(styleDim.Render("enter: next question · 1-5: views · arrows: scroll · q: quit"))
+		b.WriteString(styleDim.Render("enter: next question · 1-6: views · arrows: scroll · q: quit"))
 	} else {
-		b.WriteString(styleDim.Render("a-" + string(rune('a'+len(q.Choices)-1)) + ": answer · 1-5: views of this moment · arrows, pgup/pgdn: scroll · q: quit"))
+		b.WriteString(styleDim.Render("a-" + string(rune('a'+len(q.Choices)-1)) + ": answer · 1-6: views of this moment · arrows, pgup/pgdn: scroll · q: quit"))
 	}
 	v := tea.NewView(b.String())
 	v.AltScreen = true

@@ -27,7 +27,7 @@ func press(m *model, keys ...string) {
 	}
 }
 
-// The full-screen model: views switch with 1–5, an answer shows its
+// The full-screen model: views switch with 1–6, an answer shows its
 // verdict and evidence, enter moves on, and the score follows.
 func TestTUIModel(t *testing.T) {
 	ctx := context.Background()
@@ -43,6 +43,10 @@ func TestTUIModel(t *testing.T) {
 	press(m, "5")
 	if v := m.View().Content; !strings.Contains(v, "lock_waiters") {
 		t.Errorf("key 5 did not show the verify view:\n%s", v)
+	}
+	press(m, "6")
+	if v := m.View().Content; !strings.Contains(v, "gid") {
+		t.Errorf("key 6 did not show the prepared view:\n%s", v)
 	}
 	for i, q := range d.Questions {
 		press(m, d.Letter(i, q.Answer))
