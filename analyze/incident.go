@@ -471,6 +471,10 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 				t.ddl(inc, g, b, w.tag, w.tag.relation, w.mode, false, ddlClass(g.backends[b], DDLSchema))
 			case w.tag.locktype == "relation" && maintenance(g.backends[b]):
 				t.ddl(inc, g, b, w.tag, w.tag.relation, w.mode, false, DDLMaintenance)
+			case w.tag.locktype == "relation" && g.backends[b] != nil && onlineDDL.MatchString(g.backends[b].Query):
+				// An online DDL waiting for its own table lock
+				// (ShareUpdateExclusiveLock) behind another DDL or VACUUM.
+				t.ddl(inc, g, b, w.tag, w.tag.relation, w.mode, false, DDLOnline)
 			}
 		case "transactionid":
 		case "virtualxid":

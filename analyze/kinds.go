@@ -322,7 +322,7 @@ func (inc *incState) contention(kind string) *Contention {
 			c.ChurnHolders++
 		}
 	}
-	c.Churn = kind == KindHotRow
+	c.Churn = inc.churn()
 	best := 0
 	for obj, n := range inc.objects {
 		if obj == genericRow && len(inc.objects) > 1 {
@@ -435,6 +435,9 @@ func onlinePhase(d *ddlState, inc *incState) string {
 		parts = append(parts, fmt.Sprintf("pid %d (%s, transaction %.1f s old)", r.info.PID, orUnknown(r.info.State), r.xactAge))
 	}
 	verb := strings.ToUpper(firstWords(d.info.Query, 4))
+	if d.tag.locktype == "relation" {
+		return fmt.Sprintf("%s waited for its own %s on %s, which a conflicting lock (another DDL, an online DDL or a VACUUM) held", verb, d.mode, d.relation)
+	}
 	if len(parts) == 0 {
 		return verb + " waited for older transactions to finish (virtualxid locks)"
 	}
