@@ -74,7 +74,11 @@ func (t *tracker) trackWait(inc *incState, g *graph, b Backend, w *wait) {
 	if e == nil {
 		e = &episode{waitStart: w.waitStart, first: g.ts}
 		inc.episodes[k] = e
-		inc.objects[t.waitObject(g, b, w)]++
+		obj, rel := t.waitObject(g, b, w)
+		inc.objects[obj]++
+		if rel != 0 {
+			inc.relations[relName(t.rels, rel)] = true
+		}
 	}
 	e.last = g.ts
 	if a := g.backends[b]; a != nil && a.Query != "" {
@@ -102,21 +106,21 @@ func (t *tracker) noteQuery(inc *incState, b Backend, q string) {
 
 // waitObject names what a wait is on, for people: a row (from the tuple
 // lock the waiter queues on or holds), a relation, an advisory key.
-func (t *tracker) waitObject(g *graph, b Backend, w *wait) string {
+func (t *tracker) waitObject(g *graph, b Backend, w *wait) (string, int64) {
 	switch w.tag.locktype {
-	case "tuple", "relation", "advisory":
-		return w.tag.describe(t.rels)
+	case "tuple", "relation":
+		return w.tag.describe(t.rels), w.tag.relation
 	case "transactionid":
 		// A row-lock waiter holds the tuple lock while it waits for the
 		// row's locker to end.
 		for _, l := range g.held[b] {
 			if l.LockType == "tuple" {
-				return tagOf(l).describe(t.rels)
+				return tagOf(l).describe(t.rels), l.Relation
 			}
 		}
-		return genericRow
+		return genericRow, 0
 	}
-	return w.tag.describe(t.rels)
+	return w.tag.describe(t.rels), 0
 }
 
 // genericRow names a row wait whose row the sample does not show.

@@ -121,11 +121,31 @@ func summarize(w io.Writer, res *analyze.Result) {
 			inc.Start.Format("15:04:05"), end, inc.Duration)
 		fmt.Fprintf(w, "  peak %d waiting at %s, %.1f waiter-seconds\n", inc.PeakWaiters, inc.PeakAt.Format("15:04:05"), inc.WaiterSeconds)
 		for _, r := range inc.RootBlockers {
+			if r.GID != "" {
+				fmt.Fprintf(w, "  root blocker: prepared transaction %q (no backend; owner %s, database %s), prepared %.1f s before, %.1f waiter-seconds behind it\n",
+					r.GID, r.User, r.Database, r.TransactionAge, r.WaiterSeconds)
+				continue
+			}
 			fmt.Fprintf(w, "  root blocker: pid %d (%s), %s, transaction %.1f s old, %.1f waiter-seconds behind it: %s\n",
 				r.PID, r.ApplicationName, r.State, r.TransactionAge, r.WaiterSeconds, oneLine(r.Query, 100))
 		}
+		if d := inc.Deadlock; d != nil {
+			var cycle []string
+			for _, m := range d.Members {
+				cycle = append(cycle, fmt.Sprintf("pid %d waits for %s", m.PID, m.WaitsFor))
+			}
+			fmt.Fprintf(w, "  deadlock: %s; victim pid %d\n", strings.Join(cycle, " → "), d.Victim)
+		}
+		if c := inc.Contention; c != nil && c.Churn {
+			fmt.Fprintf(w, "  churn on %s: %d transactions took turns, %d waits, max %.3f s, p95 %.3f s: no session to act on\n",
+				c.Object, c.ChurnHolders, c.Waits, c.MaxWait, c.P95Wait)
+		}
 		if d := inc.DDL; d != nil {
 			fmt.Fprintf(w, "  DDL: pid %d (%s) %s on %s, waited %.1f s, %s: %s\n", d.PID, d.ApplicationName, d.Mode, d.Relation, d.Waited, d.Outcome, oneLine(d.Query, 100))
+		}
+		if len(inc.Actions) > 0 && inc.Actions[0].SQL != "" {
+			a := inc.Actions[0]
+			fmt.Fprintf(w, "  first action: %s: %s\n", a.Action, a.SQL)
 		}
 	}
 }
