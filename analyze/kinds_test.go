@@ -258,3 +258,18 @@ func checkAdvisory(t *testing.T, truth scenario.Truth, inc analyze.Incident) {
 		t.Errorf("first action %+v, want terminate of the idle holder %d", inc.Actions, truth.Root.PID)
 	}
 }
+
+// A session whose behaviour shows nothing specific (an UPDATE left idle in
+// transaction) is told by a documented name hint, and role_evidence says
+// so.
+func TestRoleFromNameHint(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	truth, res := record(t, "row-contention", scenario.Options{Table: "stock_move", Workers: 3, AppPrefix: "odoo:cron"})
+	if len(res.Incidents) != 1 || len(res.Incidents[0].RootBlockers) != 1 {
+		t.Fatalf("incidents %+v", res.Incidents)
+	}
+	r := res.Incidents[0].RootBlockers[0]
+	if r.PID != truth.Root.PID || r.Role != analyze.RoleOdooCron || !strings.Contains(r.RoleEvidence, "name hint") {
+		t.Errorf("root %d role %q (%s), want %d as odoo-cron from its name", r.PID, r.Role, r.RoleEvidence, truth.Root.PID)
+	}
+}
