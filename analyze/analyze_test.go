@@ -255,6 +255,9 @@ func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
 		check(t, truth, res.Incidents[0])
 		return
 	}
+	for _, inc := range res.Incidents {
+		noHarm(t, inc)
+	}
 	c, ok := expectations[truth.Scenario]
 	if !ok {
 		t.Fatalf("no expectation for scenario %q", truth.Scenario)

@@ -21,7 +21,6 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 	}{
 		{"prepared-root", scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "erp"}},
 		{"hot-row-churn", scenario.Options{Table: "ir_sequence", Workers: 8, AppPrefix: "shop"}},
-		{"protected-root", scenario.Options{Table: "sale_order_line", Workers: 4, AppPrefix: "odoo"}},
 		{"deadlock", scenario.Options{Table: "account_move", Workers: 2, AppPrefix: "pos"}},
 		{"online-index", scenario.Options{Table: "ir_attachment", Workers: 1, AppPrefix: "odoo"}},
 		{"advisory-queue", scenario.Options{Table: "ir_cron", Workers: 3, AppPrefix: "jobs"}},
@@ -40,7 +39,6 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 var kindChecks = map[string]func(t *testing.T, truth scenario.Truth, inc analyze.Incident){
 	"prepared-root":   checkPreparedRoot,
 	"hot-row-churn":   checkHotRowChurn,
-	"protected-root":  checkProtectedRoot,
 	"deadlock":        checkDeadlock,
 	"online-index":    checkOnlineIndex,
 	"advisory-queue":  checkAdvisory,
@@ -159,25 +157,6 @@ func checkHotRowChurn(t *testing.T, truth scenario.Truth, inc analyze.Incident) 
 	}
 	if inc.DDL != nil {
 		t.Errorf("a DDL where there was none: %+v", inc.DDL)
-	}
-}
-
-func checkProtectedRoot(t *testing.T, truth scenario.Truth, inc analyze.Incident) {
-	noHarm(t, inc)
-	if inc.Kind != analyze.KindDDLLockQueue {
-		t.Errorf("kind %q", inc.Kind)
-	}
-	if got := rootPIDs(inc.RootBlockers); len(got) != 1 || got[0] != truth.Root.PID || inc.RootBlockers[0].Role != analyze.RoleBackup {
-		t.Errorf("root blockers %+v, want the pg_dump %d as backup", inc.RootBlockers, truth.Root.PID)
-	}
-	if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.DDL.PID || inc.Actions[0].Action != analyze.ActionCancel {
-		t.Errorf("first action %+v, want cancel of the waiting DDL %d", inc.Actions, truth.DDL.PID)
-	}
-	if !slices.ContainsFunc(inc.Protected, func(p analyze.Protected) bool { return p.PID == truth.Root.PID }) {
-		t.Errorf("the pg_dump %d is not listed as protected: %+v", truth.Root.PID, inc.Protected)
-	}
-	if inc.Runbook.Path != "roll back" {
-		t.Errorf("path %q (%s), want roll back", inc.Runbook.Path, inc.Runbook.PathEvidence)
 	}
 }
 
