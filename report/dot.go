@@ -180,63 +180,12 @@ func SVG(ctx context.Context, dot string) ([]byte, error) {
 		return nil, fmt.Errorf("parse DOT: %w", err)
 	}
 	defer graph.Close()
+	if graph.GetStr("layout") == string(graphviz.NEATO) {
+		g.SetLayout(graphviz.NEATO) // pinned positions: the timeline's time axis
+	}
 	var buf bytes.Buffer
 	if err := g.Render(ctx, graph, graphviz.SVG, &buf); err != nil {
 		return nil, fmt.Errorf("render SVG: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// TimelineDOT draws the incident's events left to right in time order,
-// each tied to the sessions it involves (the root blocker, the DDL, the
-// waiting crowd), so the chain is seen forming and dissolving.
-func TimelineDOT(inc analyze.Incident) string {
-	var b strings.Builder
-	b.WriteString("digraph timeline {\n")
-	fmt.Fprintf(&b, "  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11, labelloc=t, nodesep=0.3, label=\"%s\"];\n",
-		dotStringN(fmt.Sprintf("Incident %d timeline (UTC)", inc.ID), 200))
-	b.WriteString("  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", margin=\"0.2,0.06\"];\n")
-	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=8];\n")
-	events := timeline(inc)
-	involved := map[string]bool{}
-	for i, e := range events {
-		fmt.Fprintf(&b, "  e%d [label=%s];\n", i+1, label(e.At.Format("15:04:05.000")+" "+tplus(inc.Start, e.At), e.What))
-		if i > 0 {
-			fmt.Fprintf(&b, "  e%d -> e%d [weight=10];\n", i, i+1)
-		}
-		for _, who := range e.Who {
-			involved[who] = true
-		}
-	}
-	// The sessions, on a row of their own below the events.
-	var whos []string
-	for w := range involved {
-		whos = append(whos, w)
-	}
-	slices.Sort(whos)
-	for _, w := range whos {
-		switch {
-		case w == "waiters":
-			fmt.Fprintf(&b, "  waiters [label=%s, shape=box3d, fillcolor=\"#e8f0fe\"];\n",
-				label(fmt.Sprintf("%d sessions waiting at the peak", inc.PeakWaiters)))
-		default:
-			var who, color string
-			for _, r := range inc.RootBlockers {
-				if nodeID(r.PID) == w {
-					who, color = fmt.Sprintf(`root blocker pid %d\n%s`, r.PID, dotString(r.ApplicationName+" · "+r.Role)), "#f8d7da"
-				}
-			}
-			if d := inc.DDL; d != nil && nodeID(d.PID) == w && who == "" {
-				who, color = fmt.Sprintf(`DDL pid %d\n%s`, d.PID, dotString(d.Mode+" on "+d.Relation)), "#fff3cd"
-			}
-			fmt.Fprintf(&b, "  %s [label=\"%s\", fillcolor=\"%s\"];\n", w, who, color)
-		}
-	}
-	for i, e := range events {
-		for _, w := range e.Who {
-			fmt.Fprintf(&b, "  e%d -> %s [style=dotted, arrowhead=none, constraint=false];\n", i+1, w)
-		}
-	}
-	b.WriteString("}\n")
-	return b.String()
 }

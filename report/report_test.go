@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -274,20 +276,94 @@ func TestQueueChart(t *testing.T) {
 	}
 }
 
-// The timeline graph renders and ties events to the root blocker.
+// The timeline is drawn on a time axis: its numbered event markers stand
+// left to right in the events' time order, at x positions proportional to
+// time, and the lanes name the root blocker and the waiting sessions.
 func TestTimelineGraph(t *testing.T) {
-	for _, name := range []string{"cron-vs-alter", "row-contention", "lock-timeout-retry"} {
+	for _, name := range []string{"cron-vs-alter", "row-contention", "lock-timeout-retry", "deadlock", "prepared-root"} {
 		res := analyzeFixture(t, name)
 		inc := res.Incidents[0]
 		svg, err := SVG(context.Background(), TimelineDOT(inc))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		titles := svgNodeTitles(t, svg)
-		if !slices.Contains(titles, fmt.Sprintf("pid%d", inc.RootBlockers[0].PID)) || !slices.Contains(titles, "waiters") || !slices.Contains(titles, "e1") {
-			t.Errorf("%s: timeline nodes %v", name, titles)
+		events := timeline(inc)
+		xs := markerXs(t, svg)
+		if len(xs) != len(events) {
+			t.Fatalf("%s: %d markers for %d events", name, len(xs), len(events))
+		}
+		first, last := events[0].At, events[len(events)-1].At
+		for i := 1; i < len(xs); i++ {
+			if xs[i] < xs[i-1]-0.01 {
+				t.Errorf("%s: marker %d at x=%.1f left of marker %d at x=%.1f", name, i+1, xs[i], i, xs[i-1])
+			}
+		}
+		if span := last.Sub(first).Seconds(); span > 0 && len(xs) > 2 {
+			// Proportional: the middle events' x is where their time says.
+			for i, e := range events {
+				want := xs[0] + (xs[len(xs)-1]-xs[0])*e.At.Sub(first).Seconds()/span
+				if math.Abs(xs[i]-want) > 2 {
+					t.Errorf("%s: marker %d at x=%.1f, its time puts it at %.1f", name, i+1, xs[i], want)
+				}
+			}
+		}
+		text := string(svg)
+		if !strings.Contains(text, "sessions waiting") {
+			t.Errorf("%s: no lane for the waiting sessions", name)
+		}
+		if len(inc.RootBlockers) > 0 && !strings.Contains(text, "root blocker pid") && !strings.Contains(text, "prepared transaction") {
+			t.Errorf("%s: no lane for the root blocker", name)
+		}
+		if inc.Deadlock != nil && !strings.Contains(text, "deadlock member") {
+			t.Errorf("%s: no lanes for the deadlock's members", name)
 		}
 	}
+}
+
+// markerXs returns the centre x of each numbered marker (node m…), in the
+// order of their numbers.
+func markerXs(t *testing.T, svg []byte) []float64 {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	dec.Strict = false
+	type marker struct {
+		n int
+		x float64
+	}
+	var ms []marker
+	var cur string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			if e.Name.Local == "ellipse" && cur != "" {
+				for _, a := range e.Attr {
+					if a.Name.Local == "cx" {
+						x, _ := strconv.ParseFloat(a.Value, 64)
+						ms = append(ms, marker{len(ms), x})
+					}
+				}
+				cur = ""
+			}
+		case xml.CharData:
+			if s := strings.TrimSpace(string(e)); strings.HasPrefix(s, "m") && len(s) > 1 {
+				if _, err := strconv.Atoi(s[1:]); err == nil {
+					cur = s
+				}
+			}
+		}
+	}
+	xs := make([]float64, len(ms))
+	for i, m := range ms {
+		xs[i] = m.x
+	}
+	return xs
 }
 
 func checkGolden(t *testing.T, file, got string) {
