@@ -167,7 +167,7 @@ func TimelineDOT(inc analyze.Incident) string {
 	fmt.Fprintf(&b, "  %s -> %s [penwidth=1.2, color=\"#444444\"];\n", a, c)
 	step := niceStep(span.Seconds() / 8)
 	first := math.Ceil(t0.Sub(inc.Start).Seconds()/step) * step
-	for s := first; inc.Start.Add(time.Duration(s*float64(time.Second))).Before(t1); s += step {
+	for s := first; inc.Start.Add(time.Duration(s * float64(time.Second))).Before(t1); s += step {
 		at := inc.Start.Add(time.Duration(s * float64(time.Second)))
 		p, q := point(x(at), axis), point(x(at), axis-0.08)
 		fmt.Fprintf(&b, "  %s -> %s [penwidth=1, color=\"#444444\"];\n", p, q)
