@@ -137,6 +137,11 @@ type cycleState struct {
 	formed    int64 // the latest member's wait start, 0 when unknown
 	victim    Backend
 	evidence  string
+	// starts are the members' wait starts (PostgreSQL 14+, else 0);
+	// likely is the member whose deadlock_timeout fired first, when no
+	// sample shows the victim.
+	starts []int64
+	likely Backend
 	resolved  bool
 	lastGraph *graph
 }
@@ -199,7 +204,7 @@ func (t *tracker) noteCycle(inc *incState, g *graph, members []Backend) {
 	}
 	c.members, c.last, c.lastGraph = members, g.ts, g
 	c.info = c.info[:0]
-	c.waits, c.modes = c.waits[:0], c.modes[:0]
+	c.waits, c.modes, c.starts = c.waits[:0], c.modes[:0], c.starts[:0]
 	for i, b := range members {
 		w := g.waits[b]
 		m := CycleMember{Session: t.session(g, b), WaitsFor: w.mode + " on " + w.tag.describe(t.rels), HeldBy: members[(i+1)%len(members)].PID}
@@ -209,6 +214,7 @@ func (t *tracker) noteCycle(inc *incState, g *graph, members []Backend) {
 		c.info = append(c.info, m)
 		c.waits = append(c.waits, w.tag)
 		c.modes = append(c.modes, w.mode)
+		c.starts = append(c.starts, w.waitStart)
 		c.formed = max(c.formed, w.waitStart)
 	}
 }
@@ -256,13 +262,25 @@ func (t *tracker) resolveCycle(inc *incState, g *graph) {
 			return
 		}
 	}
+	// No sample shows the abort: the member that began waiting first is
+	// the likely victim (its deadlock_timeout fired first, if the members
+	// share the setting) — said as a likelihood, not as what happened.
+	first := -1
+	for i, st := range c.starts {
+		if st != 0 && (first < 0 || st < c.starts[first]) {
+			first = i
+		}
+	}
+	if first >= 0 && !slices.Contains(c.starts, 0) {
+		c.likely = c.members[first]
+	}
 	c.evidence = fmt.Sprintf("the cycle was gone by %s, but no member stopped waiting while the lock it waited for was still held: the recording cannot tell which member was aborted (the sample after the abort was not taken in time)", clock(g.ts))
 }
 
 // exportDeadlock projects a cycle into the incident model.
 func (c *cycleState) export() *Deadlock {
 	d := &Deadlock{Members: slices.Clone(c.info), FirstSeen: time.UnixMicro(c.first).UTC(), LastSeen: time.UnixMicro(c.last).UTC(),
-		Victim: c.victim.PID, VictimEvidence: c.evidence}
+		Victim: c.victim.PID, VictimEvidence: c.evidence, LikelyVictim: c.likely.PID}
 	from := c.first
 	if c.formed != 0 && c.formed < from {
 		from = c.formed

@@ -239,6 +239,11 @@ type Deadlock struct {
 	// cannot tell), with the evidence.
 	Victim         int32  `json:"victim_pid"`
 	VictimEvidence string `json:"victim_evidence"`
+	// LikelyVictim, when Victim is 0, is the member that began waiting
+	// first (PostgreSQL 14+): its deadlock_timeout fires first, so it is
+	// the one that finds the cycle and aborts, when the members share the
+	// setting. A likelihood, not an observation.
+	LikelyVictim int32 `json:"likely_victim_pid,omitempty"`
 }
 
 // CycleMember is one session of a deadlock cycle, in cycle order.
