@@ -128,20 +128,20 @@ const genericRow = "a row locked by another transaction"
 
 // cycleState is a deadlock cycle followed across samples.
 type cycleState struct {
-	members   []Backend
-	info      []CycleMember
-	waits     []tag
-	modes     []string
-	first     int64
-	last      int64
-	formed    int64 // the latest member's wait start, 0 when unknown
-	victim    Backend
-	evidence  string
+	members  []Backend
+	info     []CycleMember
+	waits    []tag
+	modes    []string
+	first    int64
+	last     int64
+	formed   int64 // the latest member's wait start, 0 when unknown
+	victim   Backend
+	evidence string
 	// starts are the members' wait starts (PostgreSQL 14+, else 0);
 	// likely is the member whose deadlock_timeout fired first, when no
 	// sample shows the victim.
-	starts []int64
-	likely Backend
+	starts    []int64
+	likely    Backend
 	resolved  bool
 	lastGraph *graph
 }
