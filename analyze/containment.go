@@ -58,6 +58,19 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 			a.SQL = signalSQL("pg_terminate_backend", r.PID, r.BackendStart)
 			a.Reason = fmt.Sprintf("root blocker %s: pg_cancel_backend has no running statement to cancel, only pg_terminate_backend ends the transaction and releases %s (%s)",
 				r.State, describeLocks(r.Locks), behind)
+		case r.State == "idle":
+			// Locks held outside any transaction are session-level
+			// (pg_advisory_lock): no statement to cancel, no transaction
+			// to end.
+			a.Action = ActionTerminate
+			a.SQL = signalSQL("pg_terminate_backend", r.PID, r.BackendStart)
+			a.Reason = fmt.Sprintf("root blocker idle outside any transaction, still holding %s: a session-level lock (pg_advisory_lock) outlives statements and transactions, so pg_cancel_backend cannot release it; only pg_advisory_unlock from its own session or pg_terminate_backend does (%s)",
+				describeLocks(r.Locks), behind)
+		case advisoryOnly(r.Locks):
+			a.Action = ActionCancel
+			a.SQL = signalSQL("pg_cancel_backend", r.PID, r.BackendStart)
+			a.Reason = fmt.Sprintf("root blocker running a statement while holding %s: cancel it first — that releases a lock taken with pg_advisory_xact_lock — and re-sample; if the waiters stay, the lock is session-level (pg_advisory_lock), which only pg_terminate_backend releases (%s)",
+				describeLocks(r.Locks), behind)
 		default:
 			a.Action = ActionCancel
 			a.SQL = signalSQL("pg_cancel_backend", r.PID, r.BackendStart)
@@ -138,6 +151,17 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// advisoryOnly reports whether every lock a root blocker holds against
+// its waiters is an advisory lock.
+func advisoryOnly(ls []HeldLock) bool {
+	for _, l := range ls {
+		if !strings.HasPrefix(l.Target, "advisory lock") {
+			return false
+		}
+	}
+	return len(ls) > 0
 }
 
 func describeLocks(ls []HeldLock) string {

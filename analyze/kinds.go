@@ -421,9 +421,12 @@ func advice(x *Incident) []Advice {
 		}
 		add("keep the transactions that lock "+c.Object+" short: do the slow work before taking the row lock, and commit right after it",
 			fmt.Sprintf("%d waits (%.1f a second), max %.3f s, p95 %.3f s", c.Waits, c.WaitsPerSecond, c.MaxWait, c.P95Wait))
-		if !c.Churn && len(x.RootBlockers) > 0 {
-			add("set idle_in_transaction_session_timeout for the application's role, so a transaction left open cannot hold rows for long",
-				rootEvidence(x.RootBlockers[0]))
+		for _, r := range x.RootBlockers {
+			if strings.HasPrefix(r.State, "idle in transaction") {
+				add("set idle_in_transaction_session_timeout for the application's role, so a transaction left open cannot hold rows for long",
+					rootEvidence(r))
+				break
+			}
 		}
 	case KindAdvisory:
 		if c := x.Contention; c != nil {

@@ -147,3 +147,39 @@ func TestAdvisoryKey(t *testing.T) {
 		}
 	}
 }
+
+// An advisory lock held outside any transaction is session-level: a
+// cancel cannot release it, so the action is terminate; a holder running
+// a statement is cancelled first, with the session-level caveat.
+func TestAdvisoryHolderActions(t *testing.T) {
+	for _, c := range []struct {
+		state, want string
+	}{{"idle", ActionTerminate}, {"active", ActionCancel}, {"idle in transaction", ActionTerminate}} {
+		snap := func(id, ts int64, waiting bool) *snapshot {
+			s := &snapshot{tick: recording.Tick{SampleID: id, TS: ts, Kind: recording.TickFull}}
+			if !waiting {
+				return s
+			}
+			h := act(10, "jobs", c.state, "")
+			if c.state == "idle" {
+				h.XactStart = 0
+			}
+			s.activity = []recording.Activity{h, act(20, "jobs", "active", "Lock")}
+			key := func(pid int32, mode string, granted bool) recording.Lock {
+				return recording.Lock{LockType: "advisory", Database: i64(5), ClassID: i64(0), ObjID: i64(42), ObjSubID: func() *int32 { v := int32(1); return &v }(),
+					PID: pid, Mode: mode, Granted: granted}
+			}
+			s.locks = []recording.Lock{key(10, "ExclusiveLock", true), key(20, "ExclusiveLock", false)}
+			return s
+		}
+		tr := newTracker(time.Second, 0, nil, nil)
+		for i := range 15 {
+			tr.observe(buildGraph(snap(int64(i+1), t0+int64(i)*100_000, true), len(tr.open) == 0))
+		}
+		tr.observe(buildGraph(snap(99, t0+15*100_000, false), false))
+		inc := tr.finish(nil)[0]
+		if inc.Kind != KindAdvisory || len(inc.Actions) != 1 || inc.Actions[0].Action != c.want {
+			t.Errorf("holder %s: kind %q actions %+v, want %s", c.state, inc.Kind, inc.Actions, c.want)
+		}
+	}
+}
