@@ -18,6 +18,7 @@ import (
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/lab"
 	"github.com/lockscope/lockscope/report/replay"
+	"github.com/lockscope/lockscope/report/train"
 )
 
 func labCommand() *cobra.Command {
@@ -25,6 +26,7 @@ func labCommand() *cobra.Command {
 		cfg     lab.Config
 		jsonOut string
 		lf      cli.LogFlags
+		tf      traineeFlags
 	)
 	var list []string
 	for _, s := range lab.Scenarios {
@@ -72,8 +74,25 @@ Scenarios (default idle-cron):
 			if err != nil {
 				return err
 			}
+			if err := tf.check(); err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				cfg.Scenario = args[0]
+			} else if tf.curriculum != "" && tf.trainee != "" {
+				c, records, err := tf.load()
+				if err != nil {
+					return err
+				}
+				next, ok := c.Next(records, tf.trainee)
+				switch {
+				case !ok:
+					fmt.Fprintf(cmd.OutOrStdout(), "%s has passed every drill of %s.\n", tf.trainee, tf.curriculum)
+					return nil
+				case next.Recording != "":
+					return fmt.Errorf("the next drill for %s is a recording: lockscope train %s --trainee %s --history %s", tf.trainee, next.Recording, tf.trainee, tf.history)
+				}
+				cfg.Scenario = next.Lab
 			}
 			if _, ok := lab.Lookup(cfg.Scenario); !ok {
 				return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
@@ -106,6 +125,21 @@ Scenarios (default idle-cron):
 			if err := score.Write(out); err != nil {
 				return err
 			}
+			if tf.trainee != "" {
+				var missed []string
+				for _, c := range score.Criteria {
+					if c.Earned < c.Of {
+						missed = append(missed, c.Step+": "+c.Name)
+					}
+				}
+				if len(score.Harm) > 0 {
+					missed = append(missed, "Step 2: harm")
+				}
+				if err := train.AppendHistory(tf.history, train.Record{Trainee: tf.trainee, At: time.Now().UTC(), Kind: train.DrillLab,
+					Drill: score.Scenario, Seed: score.Seed, Points: score.Points, Missed: missed}); err != nil {
+					return err
+				}
+			}
 			if jsonOut != "" {
 				data, err := json.MarshalIndent(score, "", "  ")
 				if err != nil {
@@ -125,6 +159,7 @@ Scenarios (default idle-cron):
 	cmd.Flags().StringVar(&cfg.Out, "out", "", "keep the drill's recording in this new directory")
 	cmd.Flags().DurationVar(&cfg.TimeLimit, "time-limit", 15*time.Minute, "end an uncontained drill after this long")
 	cmd.Flags().StringVar(&jsonOut, "score-json", "", "also write the score as JSON to this file (0600)")
+	tf.add(cmd)
 	lf.Add(cmd)
 	return cmd
 }
