@@ -27,7 +27,8 @@ import (
 func TestLabCommand(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	scoreFile := filepath.Join(t.TempDir(), "score.json")
-	cmd := exec.Command(bin, "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile)
+	hist := filepath.Join(t.TempDir(), "history")
+	cmd := exec.Command(bin, "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile, "--trainee", "dana", "--history", hist)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +121,16 @@ func TestLabCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal(data, &score); err != nil || !score.Contained || len(score.Events) != 1 || score.Events[0].PID != root {
 		t.Errorf("score.json: %v %+v", err, score)
+	}
+	// The drill is in dana's history.
+	var rec struct {
+		Trainee, Kind, Drill string
+		Seed                 uint64
+		Points               int
+	}
+	line, err := os.ReadFile(filepath.Join(hist, "dana.jsonl"))
+	if err != nil || json.Unmarshal(line, &rec) != nil || rec.Trainee != "dana" || rec.Kind != "lab" || rec.Drill != "long-report" || rec.Seed != 5 || rec.Points != 100 {
+		t.Errorf("history: %v %s", err, line)
 	}
 }
 
