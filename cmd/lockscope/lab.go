@@ -30,11 +30,8 @@ func labCommand() *cobra.Command {
 	)
 	var list []string
 	for _, s := range lab.Scenarios {
-		trains := s.Trains
-		if s.Control {
-			trains += " (a negative control)"
-		}
-		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, trains))
+		// Which are negative controls is left out: that would be the answer.
+		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, s.Trains))
 	}
 	cmd := &cobra.Command{
 		Use:   "lab [SCENARIO] [--seed N] [--dsn DSN] [--out DIR] [--time-limit 15m]",
@@ -60,7 +57,10 @@ session acted on without cause costs points by the harm done. A negative
 control lasts --window and scores full marks for doing no harm and nothing.
 The lab's own sessions are named lockscope-lab-... (the recorder
 lockscope-capture) and survive being terminated; every drill ends with a
-score, also on Ctrl-C. --out keeps a recording of the drill.
+score, also on Ctrl-C. --out keeps a recording of the drill. --trainee NAME
+--history DIR records the score in the trainee's history; with --curriculum
+FILE and no scenario, lab runs the trainee's next drill not yet passed (see
+train --help).
 
 Scenarios (default idle-cron):
 ` + strings.Join(list, "\n") + `
@@ -171,10 +171,9 @@ func brief(w io.Writer, b lab.Brief, cfg lab.Config) {
 	if cfg.DSN != "" {
 		conn = redact(b.DSN)
 	}
-	end := fmt.Sprintf("lab watches the server until the lock queue has drained, then asks for Step 3 here (time limit %s; Ctrl-C gives up).", cfg.TimeLimit)
-	if b.Control {
-		end = fmt.Sprintf("lab watches the server for %s (Ctrl-C gives up).", b.Window)
-	}
+	// The same words for an incident and a negative control: which one it
+	// is, is for the trainee to find out.
+	end := fmt.Sprintf("lab watches the server. The drill ends once the lock queue has drained and you have answered Step 3 here, or after %s if there is nothing to contain (time limit %s; Ctrl-C gives up).", b.Window, cfg.TimeLimit)
 	fmt.Fprintf(w, `You are paged: the application is slow (drill %s, seed %d). On-call: handle it as the runbook says, in another terminal:
 
     psql "%s"

@@ -140,7 +140,7 @@ func TestLabHelpGivesNothingAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, give := range []string{"ended by", "terminat", "cancelling the", "commits"} {
+	for _, give := range []string{"ended by", "terminat", "cancelling the", "commits", "negative control", "do nothing"} {
 		i := strings.Index(string(out), "Scenarios (")
 		if i < 0 {
 			t.Fatalf("no scenario list:\n%s", out)

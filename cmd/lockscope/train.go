@@ -22,6 +22,7 @@ func trainCommand() *cobra.Command {
 		lines    bool
 		lf       cli.LogFlags
 		tf       traineeFlags
+		seed     uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "train DIR... [--incident N] [--lines] [--trainee NAME --history HDIR] | train --history HDIR [--curriculum FILE]",
@@ -79,6 +80,9 @@ not and the next drill due:
 			if err != nil {
 				return err
 			}
+			if seed != 0 {
+				d.Shuffle(seed)
+			}
 			var score train.Score
 			if !lines && isTerminal(os.Stdin) && isTerminal(os.Stdout) {
 				score, err = train.RunTUI(cmd.Context(), d, os.Stdin, os.Stdout)
@@ -103,6 +107,7 @@ not and the next drill due:
 	cmd.Flags().IntVar(&incident, "incident", 0, "the incident to train on (default: the one with the most waiter-seconds)")
 	cmd.Flags().BoolVar(&lines, "lines", false, "plain line mode: questions to stdout, answers from stdin")
 	cmd.Flags().StringVar(&cfg.Cluster, "cluster", "", "the cluster when the directories hold several")
+	cmd.Flags().Uint64Var(&seed, "seed", 0, "order the choices from this seed (default: one taken from the recording, the same every time)")
 	tf.add(cmd)
 	lf.Add(cmd)
 	return cmd

@@ -363,6 +363,17 @@ func (d *Drill) pathQuestion(ctx context.Context, when time.Time) (Question, boo
 	}, true, nil
 }
 
+// Shuffle orders the choices again from another seed (the same seed, the
+// same order).
+func (d *Drill) Shuffle(seed uint64) {
+	d.Seed = seed
+	for i := range d.Questions {
+		q := &d.Questions[i]
+		slices.SortFunc(q.Choices, func(a, b Choice) int { return strings.Compare(a.Key, b.Key) })
+	}
+	d.order()
+}
+
 // order shuffles each question's choices with the drill's seed, placing
 // the right answers so that no letter is right in more than its share of
 // the questions: answering the same letter every time is no strategy.
