@@ -97,6 +97,9 @@ Scenarios (default idle-cron):
 			if _, ok := lab.Lookup(cfg.Scenario); !ok {
 				return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
 			}
+			if cfg.Window <= 0 {
+				return cli.Usage(fmt.Errorf("--window %s: want a positive duration such as 1m", cfg.Window))
+			}
 			if cfg.TimeLimit <= 0 {
 				return cli.Usage(fmt.Errorf("--time-limit %s: want a positive duration such as 15m", cfg.TimeLimit))
 			}
