@@ -94,7 +94,7 @@ func TestTrainShuffleSeed(t *testing.T) {
 	ctx := context.Background()
 	orders := map[uint64]string{}
 	for _, seed := range []uint64{1, 2, 1} {
-		d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/protected-root/recording"}}, 0)
+		d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/dump-vs-alter-cancelled/recording"}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
