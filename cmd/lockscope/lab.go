@@ -18,6 +18,7 @@ import (
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/lab"
 	"github.com/lockscope/lockscope/report/replay"
+	"github.com/lockscope/lockscope/report/train"
 )
 
 func labCommand() *cobra.Command {
@@ -25,14 +26,12 @@ func labCommand() *cobra.Command {
 		cfg     lab.Config
 		jsonOut string
 		lf      cli.LogFlags
+		tf      traineeFlags
 	)
 	var list []string
 	for _, s := range lab.Scenarios {
-		trains := s.Trains
-		if s.Control {
-			trains += " (a negative control)"
-		}
-		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, trains))
+		// Which are negative controls is left out: that would be the answer.
+		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, s.Trains))
 	}
 	cmd := &cobra.Command{
 		Use:   "lab [SCENARIO] [--seed N] [--dsn DSN] [--out DIR] [--time-limit 15m]",
@@ -58,7 +57,10 @@ session acted on without cause costs points by the harm done. A negative
 control lasts --window and scores full marks for doing no harm and nothing.
 The lab's own sessions are named lockscope-lab-... (the recorder
 lockscope-capture) and survive being terminated; every drill ends with a
-score, also on Ctrl-C. --out keeps a recording of the drill.
+score, also on Ctrl-C. --out keeps a recording of the drill. --trainee NAME
+--history DIR records the score in the trainee's history; with --curriculum
+FILE and no scenario, lab runs the trainee's next drill not yet passed (see
+train --help).
 
 Scenarios (default idle-cron):
 ` + strings.Join(list, "\n") + `
@@ -72,11 +74,31 @@ Scenarios (default idle-cron):
 			if err != nil {
 				return err
 			}
+			if err := tf.check(); err != nil {
+				return err
+			}
 			if len(args) == 1 {
 				cfg.Scenario = args[0]
+			} else if tf.curriculum != "" && tf.trainee != "" {
+				c, records, err := tf.load()
+				if err != nil {
+					return err
+				}
+				next, ok := c.Next(records, tf.trainee)
+				switch {
+				case !ok:
+					fmt.Fprintf(cmd.OutOrStdout(), "%s has passed every drill of %s.\n", tf.trainee, tf.curriculum)
+					return nil
+				case next.Recording != "":
+					return fmt.Errorf("the next drill for %s is a recording: lockscope train %s --trainee %s --history %s", tf.trainee, next.Recording, tf.trainee, tf.history)
+				}
+				cfg.Scenario = next.Lab
 			}
 			if _, ok := lab.Lookup(cfg.Scenario); !ok {
 				return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
+			}
+			if cfg.Window <= 0 {
+				return cli.Usage(fmt.Errorf("--window %s: want a positive duration such as 1m", cfg.Window))
 			}
 			if cfg.TimeLimit <= 0 {
 				return cli.Usage(fmt.Errorf("--time-limit %s: want a positive duration such as 15m", cfg.TimeLimit))
@@ -106,6 +128,21 @@ Scenarios (default idle-cron):
 			if err := score.Write(out); err != nil {
 				return err
 			}
+			if tf.trainee != "" {
+				var missed []string
+				for _, c := range score.Criteria {
+					if c.Earned < c.Of {
+						missed = append(missed, c.Step+": "+c.Name)
+					}
+				}
+				if len(score.Harm) > 0 {
+					missed = append(missed, "Step 2: harm")
+				}
+				if err := train.AppendHistory(tf.history, train.Record{Trainee: tf.trainee, At: time.Now().UTC(), Kind: train.DrillLab,
+					Drill: score.Scenario, Seed: score.Seed, Points: score.Points, Missed: missed}); err != nil {
+					return err
+				}
+			}
 			if jsonOut != "" {
 				data, err := json.MarshalIndent(score, "", "  ")
 				if err != nil {
@@ -125,6 +162,7 @@ Scenarios (default idle-cron):
 	cmd.Flags().StringVar(&cfg.Out, "out", "", "keep the drill's recording in this new directory")
 	cmd.Flags().DurationVar(&cfg.TimeLimit, "time-limit", 15*time.Minute, "end an uncontained drill after this long")
 	cmd.Flags().StringVar(&jsonOut, "score-json", "", "also write the score as JSON to this file (0600)")
+	tf.add(cmd)
 	lf.Add(cmd)
 	return cmd
 }
@@ -136,10 +174,9 @@ func brief(w io.Writer, b lab.Brief, cfg lab.Config) {
 	if cfg.DSN != "" {
 		conn = redact(b.DSN)
 	}
-	end := fmt.Sprintf("lab watches the server until the lock queue has drained, then asks for Step 3 here (time limit %s; Ctrl-C gives up).", cfg.TimeLimit)
-	if b.Control {
-		end = fmt.Sprintf("lab watches the server for %s (Ctrl-C gives up).", b.Window)
-	}
+	// The same words for an incident and a negative control: which one it
+	// is, is for the trainee to find out.
+	end := fmt.Sprintf("lab watches the server. The drill ends once the lock queue has drained and you have answered Step 3 here, or after %s if there is nothing to contain (time limit %s; Ctrl-C gives up).", b.Window, cfg.TimeLimit)
 	fmt.Fprintf(w, `You are paged: the application is slow (drill %s, seed %d). On-call: handle it as the runbook says, in another terminal:
 
     psql "%s"

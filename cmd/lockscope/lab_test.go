@@ -27,7 +27,8 @@ import (
 func TestLabCommand(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	scoreFile := filepath.Join(t.TempDir(), "score.json")
-	cmd := exec.Command(bin, "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile)
+	hist := filepath.Join(t.TempDir(), "history")
+	cmd := exec.Command(bin, "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile, "--trainee", "dana", "--history", hist)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,16 @@ func TestLabCommand(t *testing.T) {
 	if err := json.Unmarshal(data, &score); err != nil || !score.Contained || len(score.Events) != 1 || score.Events[0].PID != root {
 		t.Errorf("score.json: %v %+v", err, score)
 	}
+	// The drill is in dana's history.
+	var rec struct {
+		Trainee, Kind, Drill string
+		Seed                 uint64
+		Points               int
+	}
+	line, err := os.ReadFile(filepath.Join(hist, "dana.jsonl"))
+	if err != nil || json.Unmarshal(line, &rec) != nil || rec.Trainee != "dana" || rec.Kind != "lab" || rec.Drill != "long-report" || rec.Seed != 5 || rec.Points != 100 {
+		t.Errorf("history: %v %s", err, line)
+	}
 }
 
 // lab --help names what each scenario trains, never how it ends.
@@ -129,7 +140,7 @@ func TestLabHelpGivesNothingAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, give := range []string{"ended by", "terminat", "cancelling the", "commits"} {
+	for _, give := range []string{"ended by", "terminat", "cancelling the", "commits", "negative control", "do nothing"} {
 		i := strings.Index(string(out), "Scenarios (")
 		if i < 0 {
 			t.Fatalf("no scenario list:\n%s", out)

@@ -87,3 +87,31 @@ func TestTrainNoHindsight(t *testing.T) {
 		})
 	}
 }
+
+// The same seed gives the same order of choices; another seed another
+// order, with the same right answers.
+func TestTrainShuffleSeed(t *testing.T) {
+	ctx := context.Background()
+	orders := map[uint64]string{}
+	for _, seed := range []uint64{1, 2, 1} {
+		d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/dump-vs-alter-cancelled/recording"}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Shuffle(seed)
+		var b strings.Builder
+		for i, q := range d.Questions {
+			for _, c := range q.Choices {
+				b.WriteString(c.Key + ",")
+			}
+			b.WriteString(d.Letter(i, q.Answer) + ";")
+		}
+		if prev, ok := orders[seed]; ok && prev != b.String() {
+			t.Errorf("seed %d: %s, then %s", seed, prev, b.String())
+		}
+		orders[seed] = b.String()
+	}
+	if orders[1] == orders[2] {
+		t.Errorf("seeds 1 and 2 give the same order: %s", orders[1])
+	}
+}

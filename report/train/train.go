@@ -243,19 +243,32 @@ func (d *Drill) build(ctx context.Context) error {
 			break
 		}
 	}
-	if first == nil || first.PID != 0 {
-		answer, evidence := KeyNone, "no session holds a lock others wait on for long: the waits come and go (or PostgreSQL resolves them itself), and acting on any one session would not help. The triage checklist comes before Step 2."
-		if first != nil {
-			answer, evidence = strconv.Itoa(int(first.PID)), rootEvidence(x, first.PID)
-		}
-		d.Questions = append(d.Questions, Question{Kind: KindFirstPID, Step: "Step 1 (identify the root blocker)", At: at, Waiting: cur.Waiters,
-			Prompt:   "Which session do you act on first (pg_cancel_backend or pg_terminate_backend)?",
-			Choices:  append(pidChoices(sessions), Choice{KeyNone, "none: no session needs an action"}),
-			Answer:   answer,
-			Evidence: evidence,
-		})
+	answer, evidence := KeyNone, "no session holds a lock others wait on for long: the waits come and go (or PostgreSQL resolves them itself), and acting on any one session would not help. The triage checklist comes before Step 2."
+	choices := pidChoices(sessions)
+	switch {
+	case first != nil && first.GID != "":
+		// A prepared transaction: no backend, pg_blocking_pids says 0.
+		answer, evidence = first.GID, first.Reason
+		choices = append(choices, Choice{first.GID, "prepared transaction " + first.GID})
+	case first != nil:
+		answer, evidence = strconv.Itoa(int(first.PID)), rootEvidence(x, first)
 	}
-	if first != nil && first.PID != 0 && (first.Action == "cancel" || first.Action == "terminate") {
+	d.Questions = append(d.Questions, Question{Kind: KindFirstPID, Step: "Step 1 (identify the root blocker)", At: at, Waiting: cur.Waiters,
+		Prompt:   "Which session do you act on first?",
+		Choices:  append(choices, Choice{KeyNone, "none: no session needs an action"}),
+		Answer:   answer,
+		Evidence: evidence,
+	})
+	switch {
+	case first != nil && first.GID != "":
+		d.Questions = append(d.Questions, Question{Kind: KindAction, Step: "Step 2 (release the blocker)", At: at, Waiting: cur.Waiters,
+			Prompt: fmt.Sprintf("Prepared transaction %s: how do you release it?", first.GID),
+			Choices: []Choice{{"cancel", "pg_cancel_backend(0)"}, {"terminate", "pg_terminate_backend(0)"},
+				{first.Action, fmt.Sprintf("%s PREPARED '%s'", strings.ToUpper(strings.TrimSuffix(first.Action, "_prepared")), first.GID)}},
+			Answer:   first.Action,
+			Evidence: first.Reason,
+		})
+	case first != nil && (first.Action == "cancel" || first.Action == "terminate"):
 		d.Questions = append(d.Questions, Question{Kind: KindAction, Step: "Step 2 (cancel first, terminate second)", At: at, Waiting: cur.Waiters,
 			Prompt:   fmt.Sprintf("pid %d: cancel or terminate?", first.PID),
 			Choices:  []Choice{{"cancel", "cancel: pg_cancel_backend"}, {"terminate", "terminate: pg_terminate_backend"}},
@@ -350,6 +363,17 @@ func (d *Drill) pathQuestion(ctx context.Context, when time.Time) (Question, boo
 	}, true, nil
 }
 
+// Shuffle orders the choices again from another seed (the same seed, the
+// same order).
+func (d *Drill) Shuffle(seed uint64) {
+	d.Seed = seed
+	for i := range d.Questions {
+		q := &d.Questions[i]
+		slices.SortFunc(q.Choices, func(a, b Choice) int { return strings.Compare(a.Key, b.Key) })
+	}
+	d.order()
+}
+
 // order shuffles each question's choices with the drill's seed, placing
 // the right answers so that no letter is right in more than its share of
 // the questions: answering the same letter every time is no strategy.
@@ -426,14 +450,15 @@ func pidChoices(m map[int32]string) []Choice {
 	return cs
 }
 
-func rootEvidence(x *analyze.Incident, pid int32) string {
+func rootEvidence(x *analyze.Incident, a *analyze.Action) string {
+	pid := a.PID
 	for _, r := range x.RootBlockers {
 		if r.PID == pid {
 			return fmt.Sprintf("pid %d is a root blocker: %s, waiting for nothing, its transaction %.1f s old when first seen blocking, %d sessions queued behind it so far (the blocking graph's blocking_pid that is never a waiting_pid).",
 				pid, r.State, r.TransactionAge, r.PeakBehind)
 		}
 	}
-	return fmt.Sprintf("pid %d comes first in the runbook's containment order.", pid)
+	return fmt.Sprintf("pid %d comes first in the runbook's containment order: %s", pid, a.Reason)
 }
 
 // Frame returns the recording's last full sample at or before t.
