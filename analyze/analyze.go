@@ -192,6 +192,7 @@ func segments(cfg Config) ([]recording.Segment, error) {
 		if js, _ := recording.Journals(dir); len(js) > 0 {
 			cfg.Logger.Warn("the recording has an open segment (a capture is running, or was killed): run `lockscope recover` to include it", "dir", dir)
 		}
+		cfg.Logger.Debug("sealed segments", "dir", dir, "segments", len(s))
 		segs = append(segs, s...)
 	}
 	segs = slices.DeleteFunc(segs, func(s recording.Segment) bool {

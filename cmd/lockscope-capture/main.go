@@ -27,6 +27,7 @@ func main() {
 	root.Example = capture.Example
 	root.Args = capture.Args
 	root.RunE = capture.RunE
+	root.Annotations = capture.Annotations
 	root.AddCommand(cli.CaptureCommand(nil), cli.RecoverCommand())
 	os.Exit(cli.Main(root, os.Args[1:]))
 }

@@ -216,6 +216,9 @@ func Walk(ctx context.Context, cfg analyze.Config, at, until time.Time, step tim
 		done = step <= 0 || target.After(until)
 	}
 	emit := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := fn(target, last); err != nil {
 			return err
 		}

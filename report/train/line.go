@@ -22,8 +22,7 @@ func RunLines(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score
 		inc.ID, replay.Printable(strings.Join(inc.Relations, ", ")), inc.Start.Format("2006-01-02 15:04:05"), d.T(d.Paged))
 	w.printf("Answer with a letter or the value. Before answering, type a view to see the runbook's query at that moment: %s; \"help\" repeats this, \"quit\" ends.\n",
 		strings.Join(replay.ViewNames(), ", "))
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	lines := readLines(ctx, in)
 	var score Score
 	done := false
 	for i := range d.Questions {
@@ -42,13 +41,20 @@ func RunLines(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score
 			if w.err != nil {
 				return score, w.err
 			}
-			if !sc.Scan() {
+			var line string
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return score, ctx.Err()
+			case line, ok = <-lines:
+			}
+			if !ok {
 				done = true
 				w.printf("\n")
 				score.Answers = append(score.Answers, Answer{Question: i})
 				break
 			}
-			text := strings.TrimSpace(sc.Text())
+			text := strings.TrimSpace(line)
 			switch low := strings.ToLower(text); {
 			case low == "":
 				continue
@@ -86,6 +92,28 @@ func RunLines(ctx context.Context, d *Drill, in io.Reader, out io.Writer) (Score
 	}
 	w.printf("\n%s", d.Debrief(score))
 	return score, w.err
+}
+
+// readLines reads in line by line on a goroutine of its own, so that a
+// cancelled drill (Ctrl-C) ends at once rather than when the next line
+// comes. The channel closes at the end of the input or a read error; the
+// goroutine stays blocked in a read of an open terminal until the process
+// exits.
+func readLines(ctx context.Context, in io.Reader) <-chan string {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines
 }
 
 type errWriter struct {

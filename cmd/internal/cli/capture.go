@@ -35,8 +35,9 @@ func CaptureCommand(analysis Analysis) *cobra.Command {
 	d := capture.DefaultConfig()
 	o := &captureOptions{cfg: d, analysis: analysis}
 	cmd := &cobra.Command{
-		Use:   "capture --out DIR [--dsn DSN] [-- COMMAND [ARGS...]]",
-		Short: "Record pg_stat_activity, pg_locks and pg_blocking_pids into a recording",
+		Annotations: map[string]string{SignalIsStop: "capture seals its segment and exits 0"},
+		Use:         "capture --out DIR [--dsn DSN] [-- COMMAND [ARGS...]]",
+		Short:       "Record pg_stat_activity, pg_locks and pg_blocking_pids into a recording",
 		Long: `Record lock activity of a PostgreSQL server into a recording directory.
 
 capture keeps one read-only connection with short statement and lock

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -23,14 +24,24 @@ const (
 	ExitOK    = 0
 	ExitError = 1
 	ExitUsage = 2
+	// A command other than capture stopped by a signal exits 128 plus the
+	// signal's number, as a shell expects: 130 for SIGINT, 143 for SIGTERM.
+	ExitSIGINT  = 128 + int(syscall.SIGINT)
+	ExitSIGTERM = 128 + int(syscall.SIGTERM)
 )
 
 // ExitStatusHelp is appended to each command's long help.
 const ExitStatusHelp = `
 Exit status:
-  0  success; also a capture stopped by SIGINT/SIGTERM or --duration
-  1  an error (the message says what was wrong and what to do)
-  2  a usage error (an unknown flag, a missing argument)`
+  0    success; also a capture stopped by SIGINT/SIGTERM or --duration
+  1    an error (the message says what was wrong and what to do)
+  2    a usage error (an unknown flag, a missing argument)
+  130  any other command interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`
+
+// SignalIsStop is the annotation of a command for which SIGINT and SIGTERM
+// are the normal way to stop (capture): Main then exits 0 when the command
+// returns no error.
+const SignalIsStop = "lockscope.signal-is-stop"
 
 // usageError marks errors in the command line itself.
 type usageError struct{ error }
@@ -40,9 +51,33 @@ func Usage(err error) error { return usageError{err} }
 
 // Main runs root with SIGINT/SIGTERM turned into a context cancel, prints
 // an error as one line on stderr, and returns the exit code.
+//
+// A command stopped by a signal (analyze, replay, train, lab: whatever it
+// was doing, cut short; lab still prints the score of the drill so far)
+// ends with one line naming the signal and exits 130 or 143. A command
+// annotated with SignalIsStop (capture: it seals its segment) exits 0.
 func Main(root *cobra.Command, args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Value // the first signal received
+	go func() {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		// A second signal ends the process at once, whatever the command
+		// is still doing (the throwaway servers of lab and demo die with
+		// it through Pdeathsig).
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "%s: interrupted by %s\n", root.Name(), signalName(s))
+		os.Exit(signalExit(s))
+	}()
 	// A file-size limit (ulimit -f) must fail a write with EFBIG, which the
 	// recorder handles like a full disk, rather than kill the process.
 	signal.Ignore(syscall.SIGXFSZ)
@@ -50,7 +85,11 @@ func Main(root *cobra.Command, args []string) int {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return Usage(err) })
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	if s, ok := got.Load().(os.Signal); ok && (cmd == nil || cmd.Annotations[SignalIsStop] == "") {
+		fmt.Fprintf(os.Stderr, "%s: interrupted by %s\n", root.Name(), signalName(s))
+		return signalExit(s)
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -65,6 +104,20 @@ func Main(root *cobra.Command, args []string) int {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+func signalExit(s os.Signal) int {
+	if s == syscall.SIGTERM {
+		return ExitSIGTERM
+	}
+	return ExitSIGINT
+}
+
+func signalName(s os.Signal) string {
+	if s == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return "SIGINT"
 }
 
 // isCobraUsage recognises cobra's own argument errors.
