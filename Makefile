@@ -11,8 +11,9 @@ PKGS     := ./...
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/lockscope and the lean recorder bin/lockscope-capture
+build: ## build bin/lockscope, its renderer bin/lockscope-render and the lean recorder bin/lockscope-capture
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope ./cmd/lockscope
+	$(GO) build -o $(BIN)/lockscope-render ./cmd/lockscope-render
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope-capture ./cmd/lockscope-capture
 
 postgres: ## install PostgreSQL and PgBouncer for the tests if they are missing

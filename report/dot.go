@@ -1,13 +1,9 @@
 package report
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/goccy/go-graphviz"
 
 	"github.com/lockscope/lockscope/analyze"
 )
@@ -165,27 +161,4 @@ func BlockingDOT(inc analyze.Incident) string {
 	}
 	b.WriteString("}\n")
 	return b.String()
-}
-
-// SVG renders DOT with go-graphviz (Graphviz compiled to WebAssembly: no
-// system graphviz needed).
-func SVG(ctx context.Context, dot string) ([]byte, error) {
-	g, err := graphviz.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("start graphviz: %w", err)
-	}
-	defer g.Close()
-	graph, err := graphviz.ParseBytes([]byte(dot))
-	if err != nil {
-		return nil, fmt.Errorf("parse DOT: %w", err)
-	}
-	defer graph.Close()
-	if graph.GetStr("layout") == string(graphviz.NEATO) {
-		g.SetLayout(graphviz.NEATO) // pinned positions: the timeline's time axis
-	}
-	var buf bytes.Buffer
-	if err := g.Render(ctx, graph, graphviz.SVG, &buf); err != nil {
-		return nil, fmt.Errorf("render SVG: %w", err)
-	}
-	return buf.Bytes(), nil
 }

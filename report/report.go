@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/report/render"
 )
 
 //go:embed postmortem.md.tmpl
@@ -67,10 +68,27 @@ func Markdown(res *analyze.Result) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// Renderer turns DOT into SVG.
+type Renderer interface {
+	SVG(ctx context.Context, dot string) ([]byte, error)
+}
+
 // Write writes dir/postmortem.md and, per incident, the blocking graph at
 // its peak as blocking-N.dot and blocking-N.svg (all 0600: they quote
-// query text and application names).
+// query text and application names). The SVGs come from the renderer
+// process, lockscope-render, started once for all of them (see
+// report/render).
 func Write(ctx context.Context, dir string, res *analyze.Result) error {
+	r := &render.Process{}
+	err := WriteWith(ctx, dir, res, r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// WriteWith is Write with the SVGs from r.
+func WriteWith(ctx context.Context, dir string, res *analyze.Result, r Renderer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -83,7 +101,7 @@ func Write(ctx context.Context, dir string, res *analyze.Result) error {
 	}
 	for _, inc := range res.Incidents {
 		tl := TimelineDOT(inc)
-		tsvg, err := SVG(ctx, tl)
+		tsvg, err := r.SVG(ctx, tl)
 		if err != nil {
 			return fmt.Errorf("incident %d timeline: %w", inc.ID, err)
 		}
@@ -94,7 +112,7 @@ func Write(ctx context.Context, dir string, res *analyze.Result) error {
 			return err
 		}
 		dot := BlockingDOT(inc)
-		svg, err := SVG(ctx, dot)
+		svg, err := r.SVG(ctx, dot)
 		if err != nil {
 			return fmt.Errorf("incident %d blocking graph: %w", inc.ID, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/report/render/graphviz"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -147,7 +148,7 @@ func TestBlockingGraph(t *testing.T) {
 			dot := BlockingDOT(inc)
 			checkGolden(t, name+".blocking-1.dot", dot)
 			checkGolden(t, name+".timeline-1.dot", TimelineDOT(inc))
-			svg, err := SVG(context.Background(), dot)
+			svg, err := graphviz.SVG(context.Background(), dot)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +222,7 @@ func TestHostileDOT(t *testing.T) {
 	inc.RootBlockers[0].ApplicationName = `x" ]; evil [label="pwned"]; "\N\l<b>` + "\n}"
 	inc.RootBlockers[0].State = `a\"b`
 	dot := BlockingDOT(inc)
-	svg, err := SVG(context.Background(), dot)
+	svg, err := graphviz.SVG(context.Background(), dot)
 	if err != nil {
 		t.Fatalf("hostile DOT does not render: %v\n%s", err, dot)
 	}
@@ -283,7 +284,7 @@ func TestTimelineGraph(t *testing.T) {
 	for _, name := range []string{"cron-vs-alter", "row-contention", "lock-timeout-retry", "deadlock", "prepared-root"} {
 		res := analyzeFixture(t, name)
 		inc := res.Incidents[0]
-		svg, err := SVG(context.Background(), TimelineDOT(inc))
+		svg, err := graphviz.SVG(context.Background(), TimelineDOT(inc))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -393,7 +394,7 @@ func TestSeveralIncidents(t *testing.T) {
 		t.Fatalf("%d incidents", len(res.Incidents))
 	}
 	dir := t.TempDir()
-	if err := Write(context.Background(), dir, res); err != nil {
+	if err := WriteWith(context.Background(), dir, res, graphviz.InProcess{}); err != nil {
 		t.Fatal(err)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "postmortem.md"))

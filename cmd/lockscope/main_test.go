@@ -27,15 +27,22 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "lockscope-bin-")
+	// The binaries go where another user can run them (the tests that
+	// switch users): a new directory under /tmp, mode 0755.
+	dir, err := os.MkdirTemp("/tmp", "lockscope-bin-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "lockscope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build lockscope: %v\n%s", err, out)
-		os.Exit(1)
+	for _, b := range []struct{ out, pkg string }{{bin, "."}, {filepath.Join(dir, "lockscope-render"), "../lockscope-render"}, {filepath.Join(dir, "lockscope-capture"), "../lockscope-capture"}} {
+		if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
