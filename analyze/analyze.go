@@ -46,6 +46,9 @@ type Config struct {
 	// incident, not many.
 	MergeWithin time.Duration
 	Logger      *slog.Logger
+	// Strict makes a damaged segment an error; by default it is skipped,
+	// logged and listed in Recording.Damaged.
+	Strict bool
 	// Allocator for Arrow buffers (default: Go's allocator).
 	Allocator memory.Allocator
 }
@@ -67,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Allocator == nil {
 		cfg.Allocator = memory.NewGoAllocator()
 	}
-	segs, err := segments(cfg)
+	segs, damaged, err := segments(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{SchemaVersion: SchemaVersion, Incidents: []Incident{}}
 	rec := &res.Recording
 	rec.Dirs = cfg.Dirs
+	rec.Damaged = append([]Damaged{}, damaged...)
 	first, last := segs[0].Meta, segs[len(segs)-1].Meta
 	rec.Cluster, rec.ServerVersion, rec.Database = first.Cluster, last.ServerVersion, last.Database
 	rec.Segments = len(segs)
@@ -175,40 +179,62 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // segments lists the sealed segments of cfg's directories within its time
-// window and cluster, in time order.
-func segments(cfg Config) ([]recording.Segment, error) {
+// window and cluster, in time order, and the damaged ones beside them.
+// Damaged segments are left out and logged as warnings, once there is a
+// good segment to analyse; with cfg.Strict the first one is an error. With
+// no good segment at all the error names the first damaged one.
+func segments(cfg Config) ([]recording.Segment, []Damaged, error) {
 	if len(cfg.Dirs) == 0 {
-		return nil, errors.New("analyze: no recording directory given")
+		return nil, nil, errors.New("analyze: no recording directory given")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	var segs []recording.Segment
+	var segs, bad []recording.Segment
 	for _, dir := range cfg.Dirs {
-		s, err := recording.List(dir)
+		s, err := recording.Scan(dir)
 		if err != nil {
-			return nil, fmt.Errorf("analyze: %w", err)
+			return nil, nil, fmt.Errorf("analyze: %w", err)
 		}
 		if js, _ := recording.Journals(dir); len(js) > 0 {
 			cfg.Logger.Warn("the recording has an open segment (a capture is running, or was killed): run `lockscope recover` to include it", "dir", dir)
 		}
 		cfg.Logger.Debug("sealed segments", "dir", dir, "segments", len(s))
-		segs = append(segs, s...)
+		for _, seg := range s {
+			if seg.Damage != nil {
+				bad = append(bad, seg)
+			} else {
+				segs = append(segs, seg)
+			}
+		}
 	}
-	segs = slices.DeleteFunc(segs, func(s recording.Segment) bool {
+	outside := func(s recording.Segment) bool {
 		return (cfg.Cluster != "" && s.Meta.Cluster != cfg.Cluster) ||
 			(!cfg.Since.IsZero() && s.Meta.EndUS < cfg.Since.UnixMicro()) ||
 			(!cfg.Until.IsZero() && s.Meta.StartUS > cfg.Until.UnixMicro())
-	})
+	}
+	segs = slices.DeleteFunc(segs, outside)
+	bad = slices.DeleteFunc(bad, outside)
+	var damaged []Damaged
+	for _, s := range bad {
+		damaged = append(damaged, Damaged{File: s.Damage.File, Segment: s.Meta.Segment, Reason: s.Damage.Reason})
+	}
+	if len(bad) > 0 && (cfg.Strict || len(segs) == 0) {
+		how := "no readable segment beside it"
+		if cfg.Strict {
+			how = fmt.Sprintf("%d damaged segment(s) and --strict", len(bad))
+		}
+		return nil, nil, fmt.Errorf("analyze: %w (%s)", bad[0].Damage.Err, how)
+	}
 	if len(segs) == 0 {
-		return nil, fmt.Errorf("analyze %v: %w (no sealed segments in range)", cfg.Dirs, ErrEmpty)
+		return nil, nil, fmt.Errorf("analyze %v: %w (no sealed segments in range)", cfg.Dirs, ErrEmpty)
 	}
 	clusters := map[string]bool{}
 	for _, s := range segs {
 		clusters[s.Meta.Cluster] = true
 	}
 	if len(clusters) > 1 {
-		return nil, fmt.Errorf("analyze: the recordings hold %d clusters (%s); pick one with --cluster", len(clusters), strings.Join(sortedKeys(clusters), ", "))
+		return nil, nil, fmt.Errorf("analyze: the recordings hold %d clusters (%s); pick one with --cluster", len(clusters), strings.Join(sortedKeys(clusters), ", "))
 	}
 	slices.SortFunc(segs, func(a, b recording.Segment) int {
 		switch {
@@ -219,8 +245,10 @@ func segments(cfg Config) ([]recording.Segment, error) {
 		}
 		return 0
 	})
-
-	return segs, nil
+	for _, d := range damaged {
+		cfg.Logger.Warn("damaged segment skipped (--strict makes it an error)", "file", d.File, "reason", d.Reason)
+	}
+	return segs, damaged, nil
 }
 
 func coveredByGap(gaps []Gap, a, b int64) bool {

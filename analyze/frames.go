@@ -47,7 +47,7 @@ func Frames(ctx context.Context, cfg Config, fn func(*Frame) error) error {
 	if cfg.Allocator == nil {
 		cfg.Allocator = memory.NewGoAllocator()
 	}
-	segs, err := segments(cfg)
+	segs, _, err := segments(cfg)
 	if err != nil {
 		return err
 	}

@@ -141,6 +141,16 @@ type Recording struct {
 	// COMMAND), and GuardCancels what its guard cancelled (see guard.go).
 	Commands     []CommandRun  `json:"commands"`
 	GuardCancels []GuardCancel `json:"guard_cancels"`
+	// Damaged are the segments that could not be read and were left out.
+	Damaged []Damaged `json:"damaged"`
+}
+
+// Damaged is a segment left out of the analysis: its first file that does
+// not open as a lockscope table file, and why.
+type Damaged struct {
+	File    string `json:"file"`
+	Segment string `json:"segment"`
+	Reason  string `json:"reason"`
 }
 
 // RecorderCost is the observer effect: the recorder's own cost per sample.

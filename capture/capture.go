@@ -74,9 +74,20 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("recovered segment left open by a previous capture", "segment", res.Segment.Meta.Segment,
 			"ticks", res.Segment.Meta.Ticks, "damage", res.Damage)
 	}
-	segs, err := recording.List(cfg.Out)
+	// Damaged segments (a disk that filled, a copy cut short, a file of
+	// another tool) stay where they are: named once here and in an event,
+	// never read, removed only by retention like any other segment.
+	segs, err := recording.Scan(cfg.Out)
 	if err != nil {
 		return err
+	}
+	var damaged []recording.Event
+	for _, s := range segs {
+		if d := s.Damage; d != nil {
+			log.Warn("damaged segment left in place, not read", "segment", s.Meta.Segment, "file", d.File, "reason", d.Reason)
+			damaged = append(damaged, recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventWarning,
+				Message: fmt.Sprintf("damaged segment %s left in place, not read: %s: %s", s.Meta.Segment, d.File, d.Reason)})
+		}
 	}
 
 	conn, srv, err := connect(ctx, cc, red)
@@ -98,6 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 		local:  isLocal(cc.Host),
 		guard:  newGuard(cfg),
 	}
+	r.damaged = damaged
 	for _, s := range segs {
 		r.nextID = max(r.nextID, s.Meta.LastSampleID)
 	}
@@ -146,6 +158,7 @@ type recorder struct {
 	nextID                    int64
 	firstID                   int64             // the first sample id of this run
 	pending                   []recording.Event // events waiting for the next record
+	damaged                   []recording.Event // warnings of damaged segments, for the first record
 	warnedPriv, warnedBouncer bool
 	lastWarn                  string
 
@@ -184,6 +197,7 @@ func (r *recorder) run(ctx context.Context, conn *pgx.Conn, srv *server) error {
 
 	now := time.Now()
 	r.event(recording.EventStart, fmt.Sprintf("lockscope %s capture of %s", recording.Version, describe(r.cc)))
+	r.pending = append(r.pending, r.damaged...)
 	if err := r.attach(conn, srv, now); err != nil {
 		conn.Close(context.Background())
 		return err

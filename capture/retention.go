@@ -11,7 +11,9 @@ import (
 // the segments kept. Segments with lock waits (incidents) are kept in
 // preference: past the size budget quiet segments go first, oldest first,
 // and incident segments have an age limit of their own. The newest segment
-// is never removed. segs must be ordered oldest first.
+// is never removed. segs must be ordered oldest first. A damaged segment
+// counts like any other, by the times its name and files tell, as a quiet
+// one (its lock waits cannot be read), and its removal says so.
 func applyRetention(segs []recording.Segment, cfg Config, now time.Time, log *slog.Logger) []recording.Segment {
 	if len(segs) <= 1 {
 		return segs
@@ -56,6 +58,11 @@ func applyRetention(segs []recording.Segment, cfg Config, now time.Time, log *sl
 		if err := recording.Remove(s); err != nil {
 			log.Warn("retention: remove segment", "segment", s.Meta.Segment, "err", err)
 			kept = append(kept, s)
+			continue
+		}
+		if s.Damage != nil {
+			log.Info("retention: damaged segment removed", "segment", s.Meta.Segment, "bytes", s.Bytes,
+				"file", s.Damage.File, "reason", s.Damage.Reason)
 			continue
 		}
 		log.Info("retention: segment removed", "segment", s.Meta.Segment, "bytes", s.Bytes,

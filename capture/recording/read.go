@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -160,9 +161,43 @@ func ReadTable[T any](path string) (rows []T, meta Meta, err error) {
 }
 
 // List returns the sealed segments of a recording directory, ordered by
-// start time. A segment is listed once its ticks file exists (it is renamed
-// into place last). Open journals are not listed: see Journals.
+// start time, and fails on the first damaged one (see Scan, which lists
+// them instead). Open journals are not listed: see Journals.
 func List(dir string) ([]Segment, error) {
+	segs, err := Scan(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segs {
+		if s.Damage != nil {
+			return nil, s.Damage.Err
+		}
+	}
+	return segs, nil
+}
+
+// Damage says why a segment cannot be read: the first of its files that
+// does not open as a lockscope table file (truncated, damaged, written by
+// another tool or by a newer lockscope).
+type Damage struct {
+	// File is the damaged file's path.
+	File string
+	// Reason is what is wrong with it, without the path.
+	Reason string
+	// Err is the error opening it (wrapping ErrNotRecording or
+	// ErrSchemaVersion).
+	Err error
+}
+
+// Scan returns every segment of a recording directory, good and damaged,
+// ordered by start time. A segment is listed once its ticks file exists
+// (it is renamed into place last). Every table file of a segment is
+// opened and checked; a segment with one that does not open has Damage
+// set, and only what its file names and times tell in Meta: the segment
+// id, the cluster, the start (from the id, else the ticks file's
+// modification time) and the end (the modification time). Nothing is
+// removed or rewritten. Open journals are not listed: see Journals.
+func Scan(dir string) ([]Segment, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list recording: %w", err)
@@ -176,23 +211,34 @@ func List(dir string) ([]Segment, error) {
 	}
 	var segs []Segment
 	for _, path := range ticks {
-		tf, err := OpenTableFile(path)
-		if err != nil {
-			return nil, err
-		}
-		meta := tf.Meta
-		tf.Close()
 		rel, err := filepath.Rel(filepath.Join(dir, TableTicks), path)
 		if err != nil {
 			return nil, err
 		}
-		seg := Segment{Meta: meta, Files: map[string]string{}}
+		seg := Segment{Files: map[string]string{}}
 		for _, t := range tables {
 			p := filepath.Join(dir, t.name, rel)
-			if fi, err := os.Stat(p); err == nil {
-				seg.Files[t.name] = p
-				seg.Bytes += fi.Size()
+			fi, err := os.Stat(p)
+			if err != nil {
+				continue
 			}
+			seg.Files[t.name] = p
+			seg.Bytes += fi.Size()
+			if seg.Damage != nil {
+				continue
+			}
+			tf, err := OpenTableFile(p)
+			if err != nil {
+				seg.Damage = &Damage{File: p, Reason: strings.TrimPrefix(err.Error(), "open "+p+": "), Err: err}
+				continue
+			}
+			if t.name == TableTicks {
+				seg.Meta = tf.Meta
+			}
+			tf.Close()
+		}
+		if seg.Damage != nil {
+			seg.Meta = damagedMeta(path, rel)
 		}
 		segs = append(segs, seg)
 	}
@@ -204,6 +250,27 @@ func List(dir string) ([]Segment, error) {
 		return a.Segment+a.Cluster < b.Segment+b.Cluster
 	})
 	return segs, nil
+}
+
+// damagedMeta is what a damaged segment's path tells: rel is
+// cluster=C/date=D/ID.parquet.
+func damagedMeta(path, rel string) Meta {
+	var m Meta
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) == 3 {
+		m.Cluster = strings.TrimPrefix(parts[0], "cluster=")
+		m.Segment = strings.TrimSuffix(parts[2], segmentSuffix)
+	}
+	var mtime time.Time
+	if fi, err := os.Stat(path); err == nil {
+		mtime = fi.ModTime()
+	}
+	start := mtime
+	if t, err := segmentTime(m.Segment); err == nil {
+		start = t
+	}
+	m.StartUS, m.EndUS = start.UnixMicro(), max(mtime.UnixMicro(), start.UnixMicro())
+	return m
 }
 
 // Remove deletes a sealed segment's files, ticks first so that a segment
@@ -304,10 +371,14 @@ type ManifestSegment struct {
 // ManifestFile is the manifest's name in a recording directory.
 const ManifestFile = "manifest.json"
 
-// WriteManifest rewrites DIR/manifest.json from segs atomically.
+// WriteManifest rewrites DIR/manifest.json from segs atomically, leaving
+// out damaged segments.
 func WriteManifest(dir string, segs []Segment) error {
 	m := Manifest{Format: "lockscope-recording", SchemaVersion: SchemaVersion, Segments: []ManifestSegment{}}
 	for _, s := range segs {
+		if s.Damage != nil {
+			continue // unreadable: the manifest indexes what can be read
+		}
 		ms := ManifestSegment{
 			ID: s.Meta.Segment, Cluster: s.Meta.Cluster,
 			Start: time.UnixMicro(s.Meta.StartUS).UTC(), End: time.UnixMicro(s.Meta.EndUS).UTC(),

@@ -26,6 +26,8 @@ type Segment struct {
 	Files map[string]string
 	// Bytes is the size of all of the segment's files.
 	Bytes int64
+	// Damage is set, by Scan, on a segment that cannot be read.
+	Damage *Damage
 }
 
 // SealResult tells what sealing a journal found.

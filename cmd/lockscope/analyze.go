@@ -35,6 +35,11 @@ whole result (schema_version ` + fmt.Sprint(analyze.SchemaVersion) + `), and OUT
 tables as Parquet (incidents, queue depth per relation per sample, every
 wait-for edge with its kind) for DuckDB or Spark. Several directories are analysed as one
 timeline; --since and --until (RFC 3339, UTC) cut a window.
+
+A damaged segment (a truncated file, a file of another tool) is left out:
+it is named in a warning on stderr, in incident.json (recording.damaged)
+and in the post-mortem's data-quality appendix, and the others are read.
+--strict makes it an error.
 ` + cli.ExitStatusHelp,
 		Example: `  lockscope analyze /var/lib/lockscope/db1 -o postmortem/
   lockscope analyze rec --since 2026-11-24T09:00:00Z --until 2026-11-24T10:00:00Z`,
@@ -84,6 +89,7 @@ timeline; --since and --until (RFC 3339, UTC) cut a window.
 	cmd.Flags().StringVar(&until, "until", "", "analyse up to this time (RFC 3339)")
 	cmd.Flags().StringVar(&cfg.Cluster, "cluster", "", "the cluster to analyse when the directories hold several")
 	cmd.Flags().DurationVar(&cfg.MinDuration, "min-duration", time.Second, "ignore lock waits shorter than this")
+	cmd.Flags().BoolVar(&cfg.Strict, "strict", false, "fail on a damaged segment instead of reading the others and listing it")
 	lf.Add(cmd)
 	return cmd
 }

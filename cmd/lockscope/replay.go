@@ -64,6 +64,7 @@ Views: ` + strings.Join(replay.ViewNames(), ", ") + `.
 	cmd.Flags().IntVar(&o.Incident, "incident", 0, "the incident relative times refer to (default 1)")
 	cmd.Flags().StringSliceVar(&o.Views, "view", nil, "show only these views (repeat or comma-separate)")
 	cmd.Flags().StringVar(&o.Cluster, "cluster", "", "the cluster to replay when the directories hold several")
+	cmd.Flags().BoolVar(&o.Strict, "strict", false, "fail on a damaged segment instead of reading the others and listing it")
 	lf.Add(cmd)
 	return cmd
 }

@@ -108,6 +108,7 @@ not and the next drill due:
 	cmd.Flags().BoolVar(&lines, "lines", false, "plain line mode: questions to stdout, answers from stdin")
 	cmd.Flags().StringVar(&cfg.Cluster, "cluster", "", "the cluster when the directories hold several")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "order the choices from this seed (default: one taken from the recording, the same every time)")
+	cmd.Flags().BoolVar(&cfg.Strict, "strict", false, "fail on a damaged segment instead of reading the others and listing it")
 	tf.add(cmd)
 	lf.Add(cmd)
 	return cmd

@@ -29,6 +29,8 @@ type Options struct {
 	// Views are the views to show (default all).
 	Views  []string
 	Logger *slog.Logger
+	// Strict makes a damaged segment an error instead of a warning.
+	Strict bool
 }
 
 // Ref is what relative times refer to.
@@ -134,7 +136,13 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 		return fmt.Errorf("%s is after the recording's last sample (%s UTC)", at.Format("2006-01-02 15:04:05.000"), ref.End.Format("2006-01-02 15:04:05.000"))
 	}
 	shown := 0
-	err = Walk(ctx, analyze.Config{Dirs: o.Dirs, Cluster: o.Cluster, Logger: o.Logger}, at, until, o.Step,
+	// The analysis behind a relative time has logged what the walk would
+	// log again (damaged segments, an open journal).
+	walkLog := o.Logger
+	if needsAnalysis(o.At) || (o.Step > 0 && needsAnalysis(o.Until)) {
+		walkLog = slog.New(slog.DiscardHandler)
+	}
+	err = Walk(ctx, analyze.Config{Dirs: o.Dirs, Cluster: o.Cluster, Logger: walkLog, Strict: o.Strict}, at, until, o.Step,
 		func(target time.Time, f *analyze.Frame) error {
 			if shown > 0 {
 				if _, err := fmt.Fprintln(w); err != nil {
@@ -160,7 +168,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 // and reads its bounds otherwise.
 func reference(ctx context.Context, o Options) (Ref, error) {
 	if needsAnalysis(o.At) || (o.Step > 0 && needsAnalysis(o.Until)) {
-		res, err := analyze.Run(ctx, analyze.Config{Dirs: o.Dirs, Cluster: o.Cluster, Logger: o.Logger})
+		res, err := analyze.Run(ctx, analyze.Config{Dirs: o.Dirs, Cluster: o.Cluster, Logger: o.Logger, Strict: o.Strict})
 		if err != nil {
 			return Ref{}, err
 		}
@@ -177,12 +185,12 @@ func reference(ctx context.Context, o Options) (Ref, error) {
 	}
 	var ref Ref
 	for _, dir := range o.Dirs {
-		segs, err := recording.List(dir)
+		segs, err := recording.Scan(dir)
 		if err != nil {
 			return Ref{}, err
 		}
 		for _, s := range segs {
-			if o.Cluster != "" && s.Meta.Cluster != o.Cluster {
+			if s.Damage != nil || (o.Cluster != "" && s.Meta.Cluster != o.Cluster) {
 				continue
 			}
 			st, en := time.UnixMicro(s.Meta.StartUS).UTC(), time.UnixMicro(s.Meta.EndUS).UTC()

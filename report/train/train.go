@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -100,6 +101,8 @@ func New(ctx context.Context, cfg analyze.Config, n int) (*Drill, error) {
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d/%d", inc.Start.UnixMicro(), inc.ID)
+	// The frames shown later need not log again what the analysis logged.
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	d := &Drill{Recording: res.Recording, Incident: inc, cfg: cfg, frames: map[time.Time]*analyze.Frame{}, Seed: h.Sum64()}
 	if err := d.build(ctx); err != nil {
 		return nil, err

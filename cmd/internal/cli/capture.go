@@ -242,9 +242,16 @@ func runRecover(cmd *cobra.Command, dir string, log interface {
 	if err != nil {
 		return err
 	}
-	segs, err := recording.List(dir)
+	segs, err := recording.Scan(dir)
 	if err != nil {
 		return err
+	}
+	damaged := 0
+	for _, s := range segs {
+		if d := s.Damage; d != nil {
+			damaged++
+			log.Warn("damaged segment left in place, not read", "segment", s.Meta.Segment, "file", d.File, "reason", d.Reason)
+		}
 	}
 	if err := recording.WriteManifest(dir, segs); err != nil {
 		return err
@@ -261,6 +268,10 @@ func runRecover(cmd *cobra.Command, dir string, log interface {
 		fmt.Fprintf(cmd.OutOrStdout(), "sealed %s: %d samples, %s to %s\n", r.Segment.Meta.Segment, r.Segment.Meta.Ticks,
 			time.UnixMicro(r.Segment.Meta.StartUS).UTC().Format(time.RFC3339), time.UnixMicro(r.Segment.Meta.EndUS).UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%d segment(s) recovered; the recording has %d segment(s)\n", n, len(segs))
+	fmt.Fprintf(cmd.OutOrStdout(), "%d segment(s) recovered; the recording has %d segment(s)", n, len(segs)-damaged)
+	if damaged > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), " and %d damaged one(s) left in place", damaged)
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
 	return nil
 }
