@@ -237,7 +237,7 @@ func (r *recorder) run(ctx context.Context, conn *pgx.Conn, srv *server) error {
 					return r.abort(err)
 				}
 				if ctx.Err() != nil {
-					return r.stop("stopped by signal")
+					return r.stop(stopReason(ctx))
 				}
 				continue
 			}
@@ -247,7 +247,7 @@ func (r *recorder) run(ctx context.Context, conn *pgx.Conn, srv *server) error {
 			case errors.Is(err, ErrStorage):
 				return r.abort(err)
 			case ctx.Err() != nil:
-				return r.stop("stopped by signal")
+				return r.stop(stopReason(ctx))
 			case isConnectionError(r.conn, err):
 				r.lost(now, err)
 			default:

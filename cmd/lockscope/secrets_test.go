@@ -72,6 +72,12 @@ func TestPasswordNotInChildProcesses(t *testing.T) {
 			running = false
 		case <-tick.C:
 			for _, p := range descendants(cmd.Process.Pid) {
+				// A child not yet past exec still shares lockscope's
+				// memory, and so shows its environment: only what it
+				// runs counts.
+				if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p), "exe")); err == nil && exe == bin {
+					continue
+				}
 				for _, f := range []string{"cmdline", "environ"} {
 					data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), f))
 					if err != nil {
