@@ -120,11 +120,14 @@ func (p *Process) SVG(ctx context.Context, dot string) ([]byte, error) {
 	defer p.mu.Unlock()
 	svg, err := p.exchange(ctx, dot)
 	if err != nil && p.served == 0 && !p.noCache && ctx.Err() == nil && !errors.Is(err, ErrNoRenderer) && p.cmd != nil {
-		// A renderer that dies on its first graph may have failed to
-		// write its compilation cache (a full disk, say): once more
-		// without one.
+		// A renderer that dies on its first graph may have met a
+		// damaged compilation cache (torn by a crash or a full disk,
+		// wazero panics loading it): once more without one.
 		p.noCache, p.cmd, p.err = true, nil, nil
 		svg, err = p.exchange(ctx, dot)
+		if err == nil {
+			dropCache()
+		}
 	}
 	if err == nil {
 		p.served++
@@ -224,6 +227,17 @@ func (p *Process) Close() error {
 		return fmt.Errorf("the renderer: %w: %s", err, strings.TrimSpace(p.stderr.String()))
 	}
 	return nil
+}
+
+// dropCache removes go-graphviz's cache from the user's private cache
+// directory after a renderer died with it and ran without it (a cache
+// torn by a crash or a full disk makes wazero panic as it loads it): the
+// next run compiles afresh and caches again. Only a directory that passes
+// trust.CacheDir is touched.
+func dropCache() {
+	if dir, err := trust.CacheDir(); err == nil {
+		os.RemoveAll(filepath.Join(dir, "go-graphviz"))
+	}
 }
 
 // childEnv is this process's environment without the PG* variables (a

@@ -94,3 +94,44 @@ func TestLocateHelper(t *testing.T) {
 		t.Errorf("the error does not wrap ErrNoRenderer: %v", err)
 	}
 }
+
+// A compilation cache torn by a crash makes the renderer panic as it
+// starts: the graph is rendered all the same, without the cache, and the
+// torn cache is dropped so that the next run builds it afresh.
+func TestTornCache(t *testing.T) {
+	p := &Process{Path: renderer(t, t.TempDir())}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CACHE_HOME", "")
+	ctx := context.Background()
+	if _, err := p.SVG(ctx, "digraph { a -> b }"); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	cached, _ := filepath.Glob(filepath.Join(home, ".cache", "lockscope", "go-graphviz", "wazero-*", "*"))
+	if len(cached) == 0 {
+		t.Fatal("nothing was cached")
+	}
+	for _, f := range cached {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 100; i < 400 && i < len(data); i++ {
+			data[i] ^= 0xff
+		}
+		os.WriteFile(f, data, 0o600)
+	}
+	p = &Process{Path: p.Path}
+	defer p.Close()
+	svg, err := p.SVG(ctx, "digraph { c -> d }")
+	if err != nil || !strings.Contains(string(svg), "<svg") {
+		t.Fatalf("with a torn cache: %v", err)
+	}
+	if !p.noCache {
+		t.Error("the renderer did not need the retry: the cache was not torn enough to test it")
+	}
+	if _, err := os.Stat(cached[0]); !os.IsNotExist(err) {
+		t.Errorf("the torn cache %s is still there: %v", cached[0], err)
+	}
+}

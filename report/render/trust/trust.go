@@ -86,3 +86,17 @@ func PrivateDir(dir string) error {
 	}
 	return nil
 }
+
+// CacheDir is the user's private lockscope cache, os.UserCacheDir()/lockscope
+// ($XDG_CACHE_HOME or ~/.cache), created and checked with PrivateDir.
+func CacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(base, "lockscope")
+	if err := PrivateDir(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}

@@ -30,7 +30,6 @@ package wasmcache
 
 import (
 	"os"
-	"path/filepath"
 
 	"github.com/lockscope/lockscope/report/render/trust"
 )
@@ -51,12 +50,8 @@ func choose() (dir, reason string) {
 	if os.Getenv("LOCKSCOPE_RENDER_CACHE") == "off" {
 		return NoCache, "LOCKSCOPE_RENDER_CACHE=off"
 	}
-	base, err := os.UserCacheDir()
+	dir, err := trust.CacheDir()
 	if err != nil {
-		return NoCache, err.Error()
-	}
-	dir = filepath.Join(base, "lockscope")
-	if err := trust.PrivateDir(dir); err != nil {
 		return NoCache, err.Error()
 	}
 	return dir, ""
