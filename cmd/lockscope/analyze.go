@@ -33,7 +33,10 @@ A short summary goes to stdout; with -o, OUTDIR/postmortem.md is the
 post-mortem in Markdown, OUTDIR/incident.json holds the
 whole result (schema_version ` + fmt.Sprint(analyze.SchemaVersion) + `), and OUTDIR/tables/ the derived
 tables as Parquet (incidents, queue depth per relation per sample, every
-wait-for edge with its kind) for DuckDB or Spark. Several directories are analysed as one
+wait-for edge with its kind) for DuckDB or Spark. The post-mortem's Graphviz
+pictures come from lockscope-render, which must be installed beside this
+binary (make build does); it caches its compiled code only in the user's
+private ~/.cache/lockscope. Several directories are analysed as one
 timeline; --since and --until (RFC 3339, UTC) cut a window.
 
 A damaged segment (a truncated file, a file of another tool) is left out:
