@@ -4,9 +4,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/lockscope/lockscope/capture/recording.Version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-short test-versions demo demo-live fixtures bench faults overhead soak fuzz lint ci postgres
+.PHONY: help build install test test-short test-versions demo demo-live fixtures bench faults overhead soak fuzz lint ci postgres
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -15,6 +18,13 @@ build: ## build bin/lockscope, its renderer bin/lockscope-render and the lean re
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope ./cmd/lockscope
 	$(GO) build -o $(BIN)/lockscope-render ./cmd/lockscope-render
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lockscope-capture ./cmd/lockscope-capture
+
+install: build ## install both binaries into $(DESTDIR)$(BINDIR), the systemd unit into $(DESTDIR)$(UNITDIR) (PREFIX=/usr/local)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/lockscope
+	install -m 0755 $(BIN)/lockscope $(BIN)/lockscope-capture $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin/lockscope-capture|$(BINDIR)/lockscope-capture|' cmd/lockscope-capture/lockscope-capture@.service > $(DESTDIR)$(UNITDIR)/lockscope-capture@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/lockscope-capture@.service
+	install -m 0644 cmd/lockscope-capture/lockscope.env.example $(DESTDIR)/etc/lockscope/lockscope.env.example
 
 postgres: ## install PostgreSQL and PgBouncer for the tests if they are missing
 	@./fixtures/ensure-postgres.sh
