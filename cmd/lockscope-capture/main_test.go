@@ -24,6 +24,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if out := os.Getenv("LOCKSCOPE_TEST_COUNT_SIGINT"); out != "" {
+		countSIGINT(out) // the test binary as a wrapped command
+		return
+	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "lockscope-capture-bin-")
 	if err != nil {

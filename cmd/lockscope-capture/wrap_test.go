@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -425,4 +426,85 @@ func startRecorderEnv(t *testing.T, env []string, args ...string) *proc {
 		<-p.done
 	})
 	return p
+}
+
+// Ctrl-C in a terminal reaches the whole foreground process group, the
+// wrapped command included: lockscope must not forward it a second time.
+// script(1) gives the run a terminal; writing ^C to it is a Ctrl-C.
+func TestWrapCtrlCReachesTheCommandOnce(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script not found: apt-get install bsdutils")
+	}
+	dir := t.TempDir()
+	ints := filepath.Join(dir, "ints")
+	ready := ints + ".ready"
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := fmt.Sprintf("LOCKSCOPE_TEST_COUNT_SIGINT=%s %s --dsn '%s' --out %s --tail 0s -- %s; echo lockscope-exit=$?",
+		ints, bin, srv.DSN("postgres"), filepath.Join(dir, "rec"), self)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, scriptBin, "-qec", inner, "/dev/null")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the command did not start:\n%s", out.String())
+		}
+	}
+	stdin.Write([]byte{3}) // ^C
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("script: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "lockscope-exit=7") {
+		t.Errorf("lockscope did not pass on the command's status 7:\n%s", out.String())
+	}
+	data, err := os.ReadFile(ints)
+	if err != nil {
+		t.Fatalf("the command never got the interrupt: %v\n%s", err, out.String())
+	}
+	t.Logf("ints %q; out:\n%s", data, out.String())
+	if n := strings.Count(string(data), "INT\n"); n != 1 {
+		t.Errorf("the command got %d interrupts for one Ctrl-C, want 1", n)
+	}
+}
+
+// countSIGINT is the wrapped command of TestWrapCtrlCReachesTheCommandOnce:
+// it appends a line to out for every SIGINT it gets in 3 s, then exits 7.
+// Go's signal delivery counts two interrupts a moment apart as two, where
+// a shell's trap would merge them.
+func countSIGINT(out string) {
+	c := make(chan os.Signal, 16)
+	signal.Notify(c, os.Interrupt)
+	if err := os.WriteFile(out+".ready", nil, 0o600); err != nil {
+		os.Exit(1)
+	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		os.Exit(1)
+	}
+	for end := time.After(3 * time.Second); ; {
+		select {
+		case <-c:
+			f.WriteString("INT\n")
+		case <-end:
+			f.Close()
+			os.Exit(7)
+		}
+	}
 }

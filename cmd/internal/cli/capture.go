@@ -58,7 +58,8 @@ and records the gap. SIGINT or SIGTERM seal the open segment and exit 0.
 
 Wrap mode: with a command after --, capture records around it. It starts
 recording, waits for the first full sample, runs the command with stdin,
-stdout and stderr passed through and SIGINT/SIGTERM forwarded to it, records
+stdout and stderr passed through and SIGINT/SIGTERM forwarded to it (a
+terminal's Ctrl-C reaches it directly, and is not sent twice), records
 command_start and command_end events (the command line without passwords,
 its exit status and duration), records --tail more, seals the segment,
 prints a summary of the window on stderr and exits with the command's exit

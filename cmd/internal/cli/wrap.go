@@ -95,6 +95,10 @@ func runWrapped(cmd *cobra.Command, o *captureOptions, log *slog.Logger, command
 	events <- recording.Event{TS: start.UnixMicro(), Kind: recording.EventCommandStart,
 		Message: recording.CommandStartMessage(c.Process.Pid, line)}
 	log.Info("command started", "pid", c.Process.Pid, "command", line)
+	// In a terminal's foreground, Ctrl-C reaches the whole process group,
+	// the command included: forwarding it as well would interrupt the
+	// command twice (and cut its own clean-up short).
+	interactive := isTerminal(os.Stdin) && foreground(os.Stdin)
 	waitc := make(chan error, 1)
 	go func() { waitc <- c.Wait() }()
 
@@ -104,6 +108,11 @@ wait:
 	for {
 		select {
 		case sig := <-sigc:
+			if sig == os.Interrupt && interactive {
+				// Ctrl-C: the terminal sent it to the command too.
+				log.Info("interrupt from the terminal; the command has it too", "pid", c.Process.Pid)
+				continue
+			}
 			log.Info("forwarding signal to the command", "signal", sig.String(), "pid", c.Process.Pid)
 			c.Process.Signal(sig)
 		case <-waitc:
