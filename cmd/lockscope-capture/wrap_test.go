@@ -508,3 +508,49 @@ func countSIGINT(out string) {
 		}
 	}
 }
+
+// pg_signal_backend cannot cancel a superuser's query: the guard's
+// attempt is refused, recorded as a warning once, and the DDL completes
+// when its blocker ends.
+func TestGuardCannotCancelASuperuser(t *testing.T) {
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	ctx := context.Background()
+	admin := openSession(t, dsn, "admin")
+	if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS guard_only; CREATE ROLE guard_only LOGIN IN ROLE pg_monitor, pg_signal_backend;
+		CREATE TABLE t (id int); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS guard_only") })
+	blocker := openSession(t, dsn, "blocker")
+	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rec")
+	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn+" user=guard_only", out), "--tail", "0s",
+		"--guard-wait", "1s", "--guard-queue", "1", "--",
+		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
+	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
+	startStmt(t, dsn, "reader", "SELECT count(*) FROM t")
+	waitUntil(t, admin, "ALTER waited 2 s", `SELECT coalesce(bool_or(now() - waitstart > interval '2 s'), false)
+		FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name = 'deploy'`)
+	if _, err := blocker.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d, want 0; stderr:\n%s", code, p.stderr.String())
+	}
+	events, _ := readRecording(t, out)
+	if c := eventsOf(events, recording.EventGuardCancel); len(c) != 0 {
+		t.Errorf("guard_cancel events %+v: a superuser's query cannot be cancelled with pg_signal_backend", c)
+	}
+	var refused []string
+	for _, e := range eventsOf(events, recording.EventWarning) {
+		if strings.Contains(e.Message, "guard: could not cancel pid") {
+			refused = append(refused, e.Message)
+		}
+	}
+	if len(refused) != 1 || !strings.Contains(refused[0], "superuser") {
+		t.Errorf("guard warnings %q, want one naming the superuser", refused)
+	}
+}
