@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lockscope/lockscope/capture/recording"
 )
@@ -120,6 +121,13 @@ func (g *guard) cancel(ctx context.Context, conn *pgx.Conn, w *waiter) (done boo
 		return false, nil
 	}
 	if err != nil {
+		// PostgreSQL 16+ says why in the detail ("Only roles with the
+		// SUPERUSER attribute may cancel queries of roles with the
+		// SUPERUSER attribute."); older versions in the message.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Detail != "" {
+			return false, fmt.Errorf("cancel pid %d: %w: %s", w.pid, err, pgErr.Detail)
+		}
 		return false, fmt.Errorf("cancel pid %d: %w", w.pid, err)
 	}
 	return ok, nil
