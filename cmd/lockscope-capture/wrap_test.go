@@ -401,6 +401,8 @@ func TestWrapUsageErrors(t *testing.T) {
 		{[]string{"--out", out, "--duration", "1s", "--", "true"}, "--duration cannot be combined", 2},
 		{[]string{"--out", out, "--guard-application", "[", "--", "true"}, "--guard-application", 2},
 		{[]string{"--out", out, "--guard-queue", "0", "--", "true"}, "--guard-queue 0", 2},
+		{[]string{"--out", out, "--metrics-addr", "no-such-host.invalid:1", "--", "true"}, "--metrics-addr no-such-host.invalid:1", 2},
+		{[]string{"--out", out, "--report", "x", "--", "true"}, "unknown flag: --report", 2},
 		{[]string{"--dsn", srv.DSN("postgres"), "--out", out, "--", "no-such-command-lockscope"}, `command "no-such-command-lockscope"`, 1},
 	} {
 		cmd := exec.Command(bin, tc.args...)

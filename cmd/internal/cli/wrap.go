@@ -177,7 +177,7 @@ func commandStatus(ps *os.ProcessState) (int, string) {
 // printSummary prints the window: its span, the peak of lock waiters,
 // the longest wait and what the guard did.
 func printSummary(w io.Writer, s capture.WindowSummary, o *captureOptions, how string, dur time.Duration) {
-	fmt.Fprintf(w, "lockscope: command %s after %.1f s; recorded %s to %s UTC (%d samples) in %s\n",
+	fmt.Fprintf(w, "lockscope: command %s after %.1f s; recorded %s to %s UTC (%d sample(s)) in %s\n",
 		how, dur.Seconds(), s.Start.Format("15:04:05.0"), s.End.Format("15:04:05.0"), s.Samples, o.cfg.Out)
 	if s.PeakWaiters == 0 {
 		fmt.Fprintln(w, "lockscope: no session waited on a lock")
