@@ -75,6 +75,7 @@ func deployEvents(res *Result, events []recording.Event) {
 			if x := incidentOf(res.Incidents, g.PID, ts); x != nil {
 				gc.Incident = x.ID
 				x.WhatIf = append(x.WhatIf, withoutGuard(x, gc, rec.End))
+				guardEnding(x, gc)
 			}
 			rec.GuardCancels = append(rec.GuardCancels, gc)
 		}
@@ -135,4 +136,17 @@ func withoutGuard(x *Incident, g GuardCancel, recEnd time.Time) WhatIf {
 	w.Effect = fmt.Sprintf("the guard cancelled pid %d (%s on %s) after %.1f s; without it, it and the %d sessions behind it would have waited %.1f s more, until %s: %.1f waiter-seconds spared",
 		g.PID, g.Mode, g.Relation, g.Waited, g.QueuedBehind, extra, why, float64(stuck)*extra)
 	return w
+}
+
+// guardEnding names the guard as what ended the DDL it cancelled: the
+// samples alone see the wait end (and often the session leave with its
+// client) without being able to say why; the guard_cancel event says.
+func guardEnding(x *Incident, g GuardCancel) {
+	d := x.DDL
+	if d == nil || d.PID != g.PID || d.Outcome == OutcomeGranted || d.Outcome == OutcomeHeld {
+		return
+	}
+	d.Outcome = OutcomeCancelled
+	d.Evidence = fmt.Sprintf("lockscope's guard cancelled it at %s after %.1f s of waiting, with %d sessions queued behind it (a guard_cancel event); the samples show: %s",
+		g.TS.Format("15:04:05.000"), g.Waited, g.QueuedBehind, d.Evidence)
 }

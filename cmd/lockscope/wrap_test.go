@@ -122,6 +122,9 @@ func TestWrapReportShowsTheGuard(t *testing.T) {
 	if len(res.Incidents) != 1 {
 		t.Fatalf("%d incidents, want 1", len(res.Incidents))
 	}
+	if d := res.Incidents[0].DDL; d == nil || d.Outcome != analyze.OutcomeCancelled || !strings.Contains(d.Evidence, "lockscope's guard cancelled it") {
+		t.Errorf("the DDL's outcome %+v, want cancelled by the guard", d)
+	}
 	var actual, without *analyze.WhatIf
 	for i, w := range res.Incidents[0].WhatIf {
 		switch w.Scenario {
