@@ -242,6 +242,16 @@ var expectations = map[string]expectation{
 		[]string{analyze.EndingKeptLocks}, nil, analyze.PathRollBack, analyze.EndedByWaiter, "cancel ddl"},
 }
 
+// kindEndings are how the other kinds' scenarios end, as staged (only
+// the ending fields count).
+var kindEndings = map[string]expectation{
+	// ROLLBACK PREPARED, seen: the prepared transaction's locks went,
+	// and the ALTER behind it got its lock.
+	"prepared-root": {Outcome: analyze.OutcomeGranted, RootEndings: []string{analyze.EndingPreparedRolledBack}, Path: analyze.PathFinishForward,
+		EndedBy: analyze.EndedByBlocker, Operator: "rollback prepared"},
+	"advisory-queue": {RootEndings: []string{analyze.EndingTransactionEnded}, EndedBy: analyze.EndedByBlocker},
+}
+
 // checkIncident compares an analysis with what was staged.
 func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
 	t.Helper()
@@ -253,6 +263,16 @@ func checkIncident(t *testing.T, truth scenario.Truth, res *analyze.Result) {
 			t.Fatalf("found %d incidents, want 1", len(res.Incidents))
 		}
 		check(t, truth, res.Incidents[0])
+		if c, ok := kindEndings[truth.Scenario]; ok {
+			checkEnding(t, res.Incidents[0], truth, c)
+			inc := res.Incidents[0]
+			if d := inc.DDL; d != nil && c.Outcome != "" && d.Outcome != c.Outcome && !slices.Contains(c.Outcomes, d.Outcome) {
+				t.Errorf("DDL outcome %q (%s), want %q", d.Outcome, d.Evidence, c.Outcome)
+			}
+			if c.Path != "" && inc.Runbook.Path != c.Path {
+				t.Errorf("runbook path %q (%s), want %q", inc.Runbook.Path, inc.Runbook.PathEvidence, c.Path)
+			}
+		}
 		return
 	}
 	for _, inc := range res.Incidents {
@@ -575,6 +595,8 @@ func checkEnding(t *testing.T, inc analyze.Incident, truth scenario.Truth, c exp
 		want = fmt.Sprintf("pg_cancel_backend(%d)", truth.Root.PID)
 	case "cancel ddl":
 		want = fmt.Sprintf("pg_cancel_backend(%d)", truth.DDL.PID)
+	case "rollback prepared":
+		want = "ROLLBACK PREPARED"
 	}
 	if want != "" && !strings.Contains(done, want) {
 		t.Errorf("what was done lacks %s:\n%s", want, done)

@@ -44,6 +44,7 @@ func appGroupOf(g *graph, b Backend) string {
 
 var (
 	operatorCall = regexp.MustCompile(`(?i)\bpg_(cancel|terminate)_backend\s*\(\s*(\d+)?`)
+	wherePID     = regexp.MustCompile(`(?i)\bwhere\s+(?:\w+\.)?pid\s*=\s*(\d+)\b`)
 	preparedCall = regexp.MustCompile(`(?i)\b(commit|rollback)\s+prepared\s+'((?:[^']|'')*)'`)
 )
 
@@ -67,6 +68,12 @@ func (t *tracker) noticeOperators(g *graph) {
 			op.Action = strings.ToLower(m[1])
 			if n, err := strconv.ParseInt(m[2], 10, 32); err == nil {
 				op.Target = int32(n)
+			} else if w := wherePID.FindStringSubmatch(q); w != nil {
+				// pg_terminate_backend(pid) FROM pg_stat_activity WHERE
+				// pid = N …, as the runbook's actions are written.
+				if n, err := strconv.ParseInt(w[1], 10, 32); err == nil {
+					op.Target = int32(n)
+				}
 			}
 			found = append(found, op)
 		}
@@ -105,6 +112,19 @@ func (t *tracker) opOn(pid int32, action string, from, to int64) *OperatorAction
 		op := &t.ops[i]
 		at := op.At.UnixMicro()
 		if op.Target == pid && op.Action == action && at >= from && at <= to {
+			return op
+		}
+	}
+	return nil
+}
+
+// preparedOp finds a COMMIT or ROLLBACK PREPARED naming gid (any gid
+// when gid is "") whose query_start lies in [from, to].
+func (t *tracker) preparedOp(gid string, from, to int64) *OperatorAction {
+	for i := len(t.ops) - 1; i >= 0; i-- {
+		op := &t.ops[i]
+		at := op.At.UnixMicro()
+		if op.GID != "" && (gid == "" || op.GID == gid) && at >= from && at <= to {
 			return op
 		}
 	}
@@ -221,12 +241,13 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 		}
 		rs.ending = EndingPreparedResolved
 		rs.evidence = fmt.Sprintf("its locks were gone at %s: COMMIT PREPARED or ROLLBACK PREPARED", now)
-		for i := len(t.ops) - 1; i >= 0; i-- {
-			op := &t.ops[i]
-			if op.GID != "" && op.At.UnixMicro() <= g.ts && op.At.UnixMicro() >= rs.first-60e6 {
-				rs.evidence = fmt.Sprintf("its locks were gone at %s; %s", now, describeOp(op))
-				return
+		if op := t.preparedOp(rs.info.GID, rs.first-60e6, g.ts); op != nil {
+			rs.ending = EndingPreparedRolledBack
+			if op.Action == "commit_prepared" {
+				rs.ending = EndingPreparedCommitted
 			}
+			rs.evidence = fmt.Sprintf("%s; its locks were gone at %s", describeOp(op), now)
+			return
 		}
 		rs.evidence += " — the recording shows neither statement, so it cannot tell which"
 		return
@@ -279,13 +300,15 @@ func rootOutcome(ending string) string {
 		return "gone"
 	case EndingKeptLocks:
 		return "kept locks"
+	case EndingPreparedResolved, EndingPreparedRolledBack, EndingPreparedCommitted:
+		return "finished" // COMMIT or ROLLBACK PREPARED: a prepared transaction has no backend to release
 	}
 	return "released"
 }
 
 // settleWait decides how a DDL's wait ended, from the first sample g that
 // no longer shows it waiting.
-func (t *tracker) settleWait(d *ddlState, g *graph) (outcome, evidence string) {
+func (t *tracker) settleWait(inc *incState, d *ddlState, g *graph) (outcome, evidence string) {
 	b := d.backend
 	a := g.backends[b]
 	last, now := clock(d.lastWait), clock(g.ts)
@@ -318,7 +341,7 @@ func (t *tracker) settleWait(d *ddlState, g *graph) (outcome, evidence string) {
 	// order of the two, from the server's own timestamps, tells a grant
 	// from a give-up where it can.
 	td := a.StateChange
-	late, early, why := t.releaseTime(d, g)
+	late, early, why := t.releaseTime(inc, d, g)
 	// A lock_timeout fires a fixed time after the wait began: an attempt
 	// as long as one that gave up before may have timed out just as its
 	// blocker released, its error reported a moment later.
@@ -345,10 +368,32 @@ func (t *tracker) settleWait(d *ddlState, g *graph) (outcome, evidence string) {
 // releaseTime bounds when the DDL's blockers (of its last waiting
 // sample) released: late is a moment by which all had, early one before
 // which none had (0: unknown), with what shows it.
-func (t *tracker) releaseTime(d *ddlState, g *graph) (late, early int64, why string) {
+func (t *tracker) releaseTime(inc *incState, d *ddlState, g *graph) (late, early int64, why string) {
 	var whys []string
 	for _, h := range d.blockers {
 		ha := g.backends[h]
+		if h.PID == 0 {
+			// A prepared transaction's locks go during the COMMIT or
+			// ROLLBACK PREPARED that names it: after its query_start,
+			// by the end of that statement (its session's state_change).
+			gid := ""
+			if rs, ok := inc.roots[h]; ok {
+				gid = rs.info.GID
+			}
+			op := t.preparedOp(gid, d.firstWait-2e6, g.ts)
+			if op == nil {
+				return 0, 0, ""
+			}
+			at := op.At.UnixMicro()
+			early = max(early, at)
+			oa := g.backends[Backend{op.PID, op.BackendStart.UnixMicro()}]
+			if oa == nil || oa.QueryStart != at || oa.State != "idle" {
+				return 0, early, fmt.Sprintf("the prepared transaction's %s began at %s", strings.ToUpper(strings.ReplaceAll(op.Action, "_", " ")), clock(at))
+			}
+			late = max(late, oa.StateChange)
+			whys = append(whys, fmt.Sprintf("the prepared transaction's %s ran from %s to %s", strings.ToUpper(strings.ReplaceAll(op.Action, "_", " ")), clock(at), clock(oa.StateChange)))
+			continue
+		}
 		if ha == nil {
 			op := t.opOn(h.PID, "terminate", d.firstWait-2e6, g.ts)
 			if op == nil {
@@ -478,6 +523,15 @@ func endedBy(x *Incident) (string, string) {
 	if x.End == nil {
 		return "", "the queue had not drained when the recording ends"
 	}
+	if dl := x.Deadlock; dl != nil && len(x.RootBlockers) == 0 {
+		if dl.Victim != 0 {
+			return EndedByDeadlockDetector, fmt.Sprintf("PostgreSQL's deadlock detector aborted pid %d, a member of the cycle", dl.Victim)
+		}
+		return EndedByDeadlockDetector, "PostgreSQL's deadlock detector aborted a member of the cycle (the recording cannot tell which)"
+	}
+	if c := x.Contention; c != nil && c.Churn && len(x.RootBlockers) == 0 {
+		return EndedByUnknown, "no single session ended it: the holders changed from sample to sample, and the waits stopped when the contention did"
+	}
 	var kept, gone []RootBlocker
 	for _, r := range x.RootBlockers {
 		switch r.Ending {
@@ -494,14 +548,14 @@ func endedBy(x *Incident) (string, string) {
 	case gaveUp && len(gone) == 0:
 		s := fmt.Sprintf("the queue ended from the waiting side: the DDL (pid %d) %s", d.PID, outcomeWords(d.Outcome))
 		if len(kept) > 0 {
-			s += fmt.Sprintf(", while the root blocker pid %d kept its locks", kept[0].PID)
+			s += fmt.Sprintf(", while the root blocker %s kept its locks", rootName(kept[0]))
 		}
 		return EndedByWaiter, s
 	case len(gone) > 0 && !gaveUp:
 		r := gone[0]
-		return EndedByBlocker, fmt.Sprintf("the queue ended from the blocking side: root blocker pid %d %s", r.PID, endingWords(r.Ending))
+		return EndedByBlocker, fmt.Sprintf("the queue ended from the blocking side: root blocker %s %s", rootName(r), endingWords(r.Ending))
 	case len(gone) > 0 && gaveUp:
-		return EndedByUnknown, fmt.Sprintf("both sides ended together: root blocker pid %d %s and the DDL (pid %d) %s", gone[0].PID, endingWords(gone[0].Ending), d.PID, outcomeWords(d.Outcome))
+		return EndedByUnknown, fmt.Sprintf("both sides ended together: root blocker %s %s and the DDL (pid %d) %s", rootName(gone[0]), endingWords(gone[0].Ending), d.PID, outcomeWords(d.Outcome))
 	}
 	return EndedByUnknown, "the recording does not show which side ended the queue"
 }
@@ -552,6 +606,10 @@ func endingWords(e string) string {
 		return "went away (terminated or disconnected: the recording cannot tell which)"
 	case EndingPreparedResolved:
 		return "was committed or rolled back (prepared transaction)"
+	case EndingPreparedRolledBack:
+		return "was rolled back (ROLLBACK PREPARED)"
+	case EndingPreparedCommitted:
+		return "was committed (COMMIT PREPARED)"
 	case EndingStillBlocking:
 		return "was still blocking"
 	}
@@ -563,3 +621,48 @@ func EndingWords(e string) string { return endingWords(e) }
 
 // OutcomeWords says a DDL outcome in words, for reports.
 func OutcomeWords(o string) string { return outcomeWords(o) }
+
+// rootName names a root blocker in a sentence: "pid 4101", or the
+// prepared transaction by its gid.
+func rootName(r RootBlocker) string {
+	if r.PID == 0 && r.GID != "" {
+		return "prepared transaction " + quoteLiteral(r.GID)
+	}
+	return fmt.Sprintf("pid %d", r.PID)
+}
+
+// GuardApplication names the capture's guard as the author of the cancels
+// it ran (OperatorAction.ApplicationName, with pid 0).
+const GuardApplication = "lockscope guard"
+
+// guardCancelled folds a cancel by the capture's guard, recorded as an
+// event, into the incident's ending (after guardEnding has named the DDL
+// cancelled): the attempt it cut short was cancelled, the cancel is an
+// operator action, and the side that ended the queue, the path and what
+// was done follow.
+func guardCancelled(x *Incident, gc GuardCancel) {
+	x.Operator = append(x.Operator, OperatorAction{At: gc.TS, SeenAt: gc.TS, ApplicationName: GuardApplication, Action: "cancel", Target: gc.PID,
+		Query: fmt.Sprintf("SELECT pg_cancel_backend(%d)", gc.PID)})
+	slices.SortStableFunc(x.Operator, func(a, b OperatorAction) int { return a.At.Compare(b.At) })
+	d := x.DDL
+	if d == nil || d.PID != gc.PID {
+		return
+	}
+	why := fmt.Sprintf("the capture's guard cancelled it at %s after it waited %.1f s", clock(gc.TS.UnixMicro()), gc.Waited)
+	for i := range d.AttemptLog {
+		a := &d.AttemptLog[i]
+		if a.End == nil || gc.TS.Before(a.Start) || gc.TS.After(a.End.Add(time.Second)) {
+			continue
+		}
+		if a.Outcome == OutcomeGaveUp || a.Outcome == OutcomeUnknown {
+			a.Outcome, a.Evidence = OutcomeCancelled, why+"; "+a.Evidence
+			if i == len(d.AttemptLog)-1 && d.Outcome != OutcomeLockTimeout && d.Outcome != OutcomeCancelled {
+				d.Outcome, d.Evidence = OutcomeCancelled, why+"; "+d.Evidence
+			}
+		}
+		break
+	}
+	x.EndedBy, x.Ending = endedBy(x)
+	x.Runbook.Path, x.Runbook.PathEvidence = changePath(x, "")
+	x.Runbook.Done = done(x)
+}

@@ -76,6 +76,7 @@ func deployEvents(res *Result, events []recording.Event) {
 				gc.Incident = x.ID
 				x.WhatIf = append(x.WhatIf, withoutGuard(x, gc, rec.End))
 				guardEnding(x, gc)
+				guardCancelled(x, gc)
 			}
 			rec.GuardCancels = append(rec.GuardCancels, gc)
 		}

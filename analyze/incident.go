@@ -499,7 +499,7 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}, byApp: map[string]int{}}
 	for _, b := range comp {
 		if _, ok := g.waits[b]; ok {
-			pt.byApp[appGroupOf(g, b)]++
+			pt.byApp[appRole(appGroupOf(g, b), inc.waiters[b].info.Role)]++
 		}
 	}
 	for b := range inc.ddls {
@@ -513,7 +513,8 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		inc.peakConnected = map[string]int{}
 		for b, a := range g.backends {
 			if a.BackendType == "" || a.BackendType == "client backend" {
-				inc.peakConnected[appGroupOf(g, b)]++
+				role, _ := classify(g, b, t.rels, t.odoo)
+				inc.peakConnected[appRole(appGroupOf(g, b), role)]++
 			}
 		}
 		inc.peakWaiting = pt.byApp
@@ -738,7 +739,7 @@ func (t *tracker) finishDDLs(inc *incState, g *graph) {
 		d.settled = g.ts
 		// A wait ends in a grant only once the conflicting holders are
 		// gone; if one still holds its lock, the DDL gave up.
-		d.outcome, d.evidence = t.settleWait(d, g)
+		d.outcome, d.evidence = t.settleWait(inc, d, g)
 		if a := g.backends[b]; a != nil && (d.outcome == OutcomeGaveUp || d.outcome == OutcomeCancelled) && a.StateChange > d.curStartTS {
 			d.gaveUpAfter = append(d.gaveUpAfter, a.StateChange-d.curStartTS)
 		}
@@ -1086,21 +1087,18 @@ func SessionApplication(s Session) string {
 // applications rolls the incident's waiting up by application.
 func (inc *incState) applications(waiters []Session) []AppImpact {
 	by := map[string]*AppImpact{}
-	roles := map[string]map[string]int{}
-	get := func(app string) *AppImpact {
-		a, ok := by[app]
+	get := func(key string) *AppImpact {
+		a, ok := by[key]
 		if !ok {
-			a = &AppImpact{Application: app}
-			by[app] = a
-			roles[app] = map[string]int{}
+			a = &AppImpact{Application: key}
+			by[key] = a
 		}
 		return a
 	}
 	for _, w := range waiters {
-		a := get(SessionApplication(w))
+		a := get(appRole(SessionApplication(w), w.Role))
 		a.Waited++
 		a.MaxWait = max(a.MaxWait, w.WaitedFor)
-		roles[a.Application][w.Role]++
 	}
 	for _, p := range inc.series {
 		for app, n := range p.byApp {
@@ -1108,15 +1106,10 @@ func (inc *incState) applications(waiters []Session) []AppImpact {
 		}
 	}
 	out := make([]AppImpact, 0, len(by))
-	for app, a := range by {
-		a.Connected, a.WaitingAtPeak = inc.peakConnected[app], inc.peakWaiting[app]
+	for key, a := range by {
+		a.Connected, a.WaitingAtPeak = inc.peakConnected[key], inc.peakWaiting[key]
 		a.WaiterSeconds = round3(a.WaiterSeconds)
-		best := 0
-		for _, r := range sortedKeys(boolKeys(roles[app])) {
-			if roles[app][r] > best {
-				a.Role, best = r, roles[app][r]
-			}
-		}
+		a.Application, a.Role = splitAppRole(key)
 		out = append(out, *a)
 	}
 	slices.SortFunc(out, func(a, b AppImpact) int {
@@ -1131,10 +1124,13 @@ func (inc *incState) applications(waiters []Session) []AppImpact {
 	return out
 }
 
-func boolKeys(m map[string]int) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
+// appRole is the key sessions are counted under: "application (role)".
+func appRole(app, role string) string { return app + " (" + role + ")" }
+
+func splitAppRole(key string) (string, string) {
+	i := strings.LastIndex(key, " (")
+	if i < 0 || !strings.HasSuffix(key, ")") {
+		return key, ""
 	}
-	return out
+	return key[:i], key[i+2 : len(key)-1]
 }

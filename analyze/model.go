@@ -97,6 +97,10 @@ const (
 	// EndingPreparedResolved: a prepared transaction's locks went away:
 	// COMMIT PREPARED or ROLLBACK PREPARED (named when seen).
 	EndingPreparedResolved = "prepared_resolved"
+	// EndingPreparedRolledBack and EndingPreparedCommitted: the same,
+	// with the ROLLBACK PREPARED or COMMIT PREPARED naming it seen.
+	EndingPreparedRolledBack = "rolled_back_prepared"
+	EndingPreparedCommitted  = "committed_prepared"
 )
 
 // Which side ended a queue (Incident.EndedBy).
@@ -104,6 +108,8 @@ const (
 	EndedByBlocker = "blocker" // the root blocker released or went away
 	EndedByWaiter  = "waiter"  // the waiting DDL gave up, was cancelled or went away
 	EndedByUnknown = "unknown"
+	// EndedByDeadlockDetector: PostgreSQL aborted a member of a deadlock.
+	EndedByDeadlockDetector = "deadlock_detector"
 )
 
 // Result is what analysis found in a recording.
@@ -425,8 +431,8 @@ type RootBlocker struct {
 
 // AppImpact is what an incident did to one application's sessions.
 type AppImpact struct {
-	// Application is the ApplicationGroup; Role the role most of its
-	// waiting sessions had.
+	// Application is the ApplicationGroup, Role the sessions' role: one
+	// entry per pair.
 	Application string `json:"application"`
 	Role        string `json:"role"`
 	// Connected is how many of its sessions the peak sample saw
@@ -520,7 +526,8 @@ type WaitingPoint struct {
 	TS      time.Time `json:"ts"`
 	Waiters int       `json:"waiters"`
 	Seconds float64   `json:"seconds"`
-	// ByApplication splits Waiters by application (ApplicationGroup).
+	// ByApplication splits Waiters by "application (role)", the
+	// application being ApplicationGroup's.
 	ByApplication map[string]int `json:"by_application"`
 }
 

@@ -16,9 +16,11 @@ var HotTables = []string{"account_move", "account_move_line", "stock_move", "sto
 // (runbook-odoo-ddl-lock-queue: incident signals, triage checklist,
 // finish-forward or roll back, verification).
 type Runbook struct {
-	Signals      []Check `json:"signals"`
-	Triage       []Check `json:"triage"`
-	Path         string  `json:"path"` // finish-forward or roll back
+	Signals []Check `json:"signals"`
+	Triage  []Check `json:"triage"`
+	// Path is what happened to the change: finish-forward (it went
+	// through), roll back (it did not), cannot tell, or n/a.
+	Path         string  `json:"path"`
 	PathEvidence string  `json:"path_evidence"`
 	Verification []Check `json:"verification"`
 	// Done is what the recording shows was done about the root
@@ -266,14 +268,18 @@ func done(x *Incident) []string {
 				who += ", the DDL"
 			}
 		}
+		if op.ApplicationName == GuardApplication && op.PID == 0 {
+			out = append(out, fmt.Sprintf("the capture's guard ran %q at %s: %s", op.Query, at(op.At), who))
+			continue
+		}
 		out = append(out, fmt.Sprintf("pid %d (%s) ran %q at %s: %s", op.PID, cmpOr(op.ApplicationName, op.User, "no application name"), oneLine(op.Query, 120), at(op.At), who))
 	}
 	for _, r := range x.RootBlockers {
 		if r.Gone == nil {
-			out = append(out, fmt.Sprintf("root blocker pid %d was still blocking when the recording ends", r.PID))
+			out = append(out, fmt.Sprintf("root blocker %s was still blocking when the recording ends", rootName(r)))
 			continue
 		}
-		out = append(out, fmt.Sprintf("root blocker pid %d %s, seen at %s: %s", r.PID, endingWords(r.Ending), at(*r.Gone), r.EndingEvidence))
+		out = append(out, fmt.Sprintf("root blocker %s %s, seen at %s: %s", rootName(r), endingWords(r.Ending), at(*r.Gone), r.EndingEvidence))
 	}
 	if d := x.DDL; d != nil && d.Outcome != OutcomeHeld {
 		n := ""

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -48,7 +49,7 @@ func cell(s string, n int) string {
 // shown, not interpreted.
 func inline(s string) string {
 	var b strings.Builder
-	for _, r := range s {
+	for i, r := range s {
 		switch r {
 		case '&':
 			b.WriteString("&amp;")
@@ -56,7 +57,15 @@ func inline(s string) string {
 			b.WriteString("&lt;")
 		case '>':
 			b.WriteString("&gt;")
-		case '|', '\\', '`', '*', '_', '[', ']', '#', '~':
+		case '_':
+			// Between letters or digits an underscore cannot open or
+			// close emphasis: identifiers stay readable.
+			if i > 0 && i+1 < len(s) && isAlnum(s[i-1]) && isAlnum(s[i+1]) {
+				b.WriteByte('_')
+				continue
+			}
+			b.WriteString(`\_`)
+		case '|', '\\', '`', '*', '[', ']', '#', '~':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		case '\n', '\r', '\t':
@@ -72,18 +81,27 @@ func inline(s string) string {
 	return b.String()
 }
 
-// code puts s in an inline code span on one line: markup inside it is
-// shown, not interpreted, and its delimiter is longer than any run of
-// backticks in s.
-func code(s string) string {
-	s = strings.Join(strings.Fields(controls.Replace(s)), " ")
-	n := 1
-	for _, m := range backticks.FindAllString(s, -1) {
-		n = max(n, len(m)+1)
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// quoted finds Go-quoted strings (%q) in analysis text: query text.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// prose escapes analysis text for running Markdown, showing the query
+// text it quotes as code spans.
+func prose(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range quoted.FindAllStringIndex(s, -1) {
+		q, err := strconv.Unquote(s[m[0]:m[1]])
+		if err != nil {
+			continue
+		}
+		b.WriteString(inline(s[last:m[0]]))
+		b.WriteString(code(q))
+		last = m[1]
 	}
-	d := strings.Repeat("`", n)
-	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
-		s = " " + s + " "
-	}
-	return d + s + d
+	b.WriteString(inline(s[last:]))
+	return b.String()
 }

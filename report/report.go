@@ -29,9 +29,11 @@ var postmortemTmpl string
 
 var tmpl = template.Must(template.New("postmortem").Funcs(template.FuncMap{
 	"fence":    fence,
-	"code":     code,
 	"cell":     cell,
 	"inline":   inline,
+	"code":     code,
+	"codecell": codeCell,
+	"codes":    codes,
 	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
 	"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" },
 	"tplus":    tplus,
@@ -42,20 +44,39 @@ var tmpl = template.Must(template.New("postmortem").Funcs(template.FuncMap{
 		}
 		return inline(strings.Join(dedupe(append([]string{"each sample stands until the next"}, all...)), "; "))
 	},
-	"secs":     seconds,
-	"dur":      human,
-	"add":      func(a, b int) int { return a + b },
-	"join":     strings.Join,
-	"summary":  summary,
-	"timeline": timeline,
-	"harden":   hardening,
-	"anchor":   func(id int) string { return fmt.Sprintf("incident-%d", id) },
-	"deref":    func(t *time.Time) time.Time { return *t },
-	"rels": func(r []string) string {
-		if len(r) == 0 {
-			return "no named relation"
+	"secs":       seconds,
+	"dur":        human,
+	"add":        func(a, b int) int { return a + b },
+	"join":       strings.Join,
+	"title":      title,
+	"summary":    summary,
+	"chain":      func(inc analyze.Incident) string { return chain(inc, code) },
+	"timeline":   timeline,
+	"impactApps": func(inc analyze.Incident) []analyze.AppImpact { return inc.Applications },
+	"capacity":   capacity,
+	"flows":      businessFlows,
+	"trigger":    trigger,
+	"rootCause":  func(inc analyze.Incident) string { r, _ := causes(inc); return r },
+	"contrib":    func(inc analyze.Incident) []string { _, c := causes(inc); return c },
+	"mitigation": mitigation,
+	"observed":   observed,
+	"versus":     versusRunbook,
+	"items":      actionItems,
+	"groups":     sessionGroups,
+	"locks":      lockOn,
+	"endWords":   analyze.EndingWords,
+	"outWords":   analyze.OutcomeWords,
+	"anchor":     func(id int) string { return fmt.Sprintf("incident-%d", id) },
+	"deref":      func(t *time.Time) time.Time { return *t },
+	"multi":      func(res *analyze.Result) bool { return len(res.Incidents) > 1 },
+	"rels":       codes,
+	"prose":      prose,
+	"pipes":      func(s string) string { return strings.ReplaceAll(oneLineText(s), "|", `\|`) },
+	"day": func(res *analyze.Result) string {
+		if len(res.Incidents) > 0 {
+			return res.Incidents[0].Start.UTC().Format("2006-01-02")
 		}
-		return inline(strings.Join(r, ", "))
+		return res.Recording.Start.UTC().Format("2006-01-02")
 	},
 }).Parse(postmortemTmpl))
 
@@ -99,7 +120,8 @@ func WriteWith(ctx context.Context, dir string, res *analyze.Result, r Renderer)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write post-mortem: %w", err)
 	}
-	for _, inc := range res.Incidents {
+	ranges := chartRanges(res.Incidents)
+	for i, inc := range res.Incidents {
 		tl := TimelineDOT(inc)
 		tsvg, err := r.SVG(ctx, tl)
 		if err != nil {
@@ -123,7 +145,7 @@ func WriteWith(ctx context.Context, dir string, res *analyze.Result, r Renderer)
 		if err := writeFile(base+".svg", svg); err != nil {
 			return err
 		}
-		chart, err := QueueChart(inc)
+		chart, err := Chart(inc, ranges[i][0], ranges[i][1])
 		if err != nil {
 			return fmt.Errorf("incident %d queue chart: %w", inc.ID, err)
 		}
@@ -175,92 +197,6 @@ func human(s float64) string {
 	return fmt.Sprintf("%.1f s", s)
 }
 
-// Summary is the incident in one paragraph, as the post-mortem opens it:
-// what, where, when, the root cause in a sentence, the blast radius, how it
-// ended. Names and states are quoted as Markdown code spans.
-func Summary(inc analyze.Incident) string { return summary(inc) }
-
-// summary is the incident in one paragraph: what, where, when, the root
-// cause in a sentence, the blast radius, how it ended.
-func summary(inc analyze.Incident) string {
-	var b strings.Builder
-	what := map[string]string{
-		analyze.KindDDLLockQueue: "A DDL lock queue",
-		analyze.KindRowLock:      "Row-lock contention",
-		analyze.KindOther:        "Lock contention",
-	}[inc.Kind]
-	fmt.Fprintf(&b, "%s on %s, from %s for %s. ", what, rels(inc.Relations), inc.Start.UTC().Format("2006-01-02 15:04:05 UTC"), human(inc.Duration))
-	if len(inc.RootBlockers) > 0 {
-		r := inc.RootBlockers[0]
-		holds := "its locks"
-		if len(r.Locks) > 0 {
-			var parts []string
-			for _, l := range r.Locks {
-				parts = append(parts, l.Mode+" on "+l.Target)
-			}
-			holds = strings.Join(parts, " and ")
-		}
-		if r.GID != "" {
-			fmt.Fprintf(&b, "Root cause: the prepared transaction %s (no backend; owner %s, database %s), prepared %s before it was first seen blocking, held %s",
-				code(r.GID), inline(r.User), inline(r.Database), human(r.TransactionAge), inline(holds))
-		} else {
-			fmt.Fprintf(&b, "Root cause: %s session pid %d (%s), %s, held %s", article(r.Role), r.PID, inline(r.ApplicationName), inline(r.State), inline(holds))
-		}
-		if d := inc.DDL; d != nil && d.PID != r.PID {
-			fmt.Fprintf(&b, "; the %s's %s request on %s queued behind it for %s and %d sessions queued behind the DDL", roleWord(d), d.Mode, inline(d.Relation), human(d.Waited), d.QueuedBehind)
-		} else if d != nil {
-			fmt.Fprintf(&b, " — the DDL's own transaction — and %d sessions queued behind it", r.PeakBehind)
-		} else {
-			fmt.Fprintf(&b, " and %d sessions queued behind it", r.PeakBehind)
-		}
-		b.WriteString(". ")
-	}
-	fmt.Fprintf(&b, "Blast radius: %d sessions waiting at the peak, %.1f waiter-seconds. ", inc.PeakWaiters, inc.WaiterSeconds)
-	if inc.End == nil {
-		b.WriteString("The queue had not drained when the recording ends.")
-	} else if len(inc.RootBlockers) > 0 && inc.RootBlockers[0].Gone != nil {
-		r := inc.RootBlockers[0]
-		how := "released its locks"
-		if r.Ended {
-			how = "was terminated (or disconnected)"
-		}
-		who := fmt.Sprintf("pid %d", r.PID)
-		if r.GID != "" {
-			who, how = "the prepared transaction "+code(r.GID), "was finished (ROLLBACK PREPARED or COMMIT PREPARED)"
-		}
-		fmt.Fprintf(&b, "It ended when %s %s, %s after the queue formed; the queue drained %s later.", who, how, human(r.Gone.Sub(inc.Start).Seconds()), drain(r))
-	} else {
-		b.WriteString("The queue drained.")
-	}
-	return b.String()
-}
-
-func drain(r analyze.RootBlocker) string {
-	if r.DrainSeconds == nil {
-		return "—"
-	}
-	return seconds(*r.DrainSeconds)
-}
-
-func roleWord(d *analyze.DDL) string { return "migration" }
-
-func article(role string) string {
-	if role == "" {
-		return "a"
-	}
-	if strings.ContainsRune("aeiou", rune(role[0])) {
-		return "an " + role
-	}
-	return "a " + role
-}
-
-func rels(r []string) string {
-	if len(r) == 0 {
-		return "no named relation"
-	}
-	return inline(strings.Join(r, ", "))
-}
-
 // Event is one row of an incident's timeline. Who names the sessions it
 // involves, as node ids of the timeline graph.
 type Event struct {
@@ -291,17 +227,35 @@ func timeline(inc analyze.Incident) []Event {
 		}
 	}
 	add(inc.PeakAt, fmt.Sprintf("peak: %d sessions waiting", inc.PeakWaiters), "waiters")
+	for _, op := range inc.Operator {
+		what := fmt.Sprintf("pid %d runs %s", op.PID, oneLine(op.Query, 80))
+		who := []string{}
+		if op.Target != 0 {
+			who = append(who, nodeID(op.Target))
+		}
+		add(op.At, what, who...)
+	}
 	for _, r := range inc.RootBlockers {
 		if r.Gone != nil {
-			how := "releases its locks"
-			if r.Ended {
-				how = "is gone (terminated or disconnected)"
-			}
-			add(*r.Gone, fmt.Sprintf("root blocker pid %d %s", r.PID, how), nodeID(r.PID))
+			add(*r.Gone, fmt.Sprintf("root blocker pid %d %s", r.PID, analyze.EndingWords(r.Ending)), nodeID(r.PID))
 		}
 	}
-	if d := inc.DDL; d != nil && d.Settled != nil {
-		add(*d.Settled, fmt.Sprintf("DDL pid %d: %s", d.PID, strings.ReplaceAll(d.Outcome, "_", " ")), nodeID(d.PID))
+	if d := inc.DDL; d != nil {
+		for i, a := range d.AttemptLog {
+			if a.End == nil || (i == len(d.AttemptLog)-1 && d.Settled != nil && a.End.Equal(*d.Settled)) {
+				continue
+			}
+			if i > 0 || len(d.AttemptLog) > 1 {
+				add(*a.End, fmt.Sprintf("DDL pid %d, attempt %d: %s", d.PID, i+1, analyze.OutcomeWords(a.Outcome)), nodeID(d.PID))
+			}
+		}
+		if d.Settled != nil {
+			n := ""
+			if d.Attempts > 1 {
+				n = fmt.Sprintf(", attempt %d of %d", d.Attempts, d.Attempts)
+			}
+			add(*d.Settled, fmt.Sprintf("DDL pid %d%s: %s", d.PID, n, analyze.OutcomeWords(d.Outcome)), nodeID(d.PID))
+		}
 	}
 	if inc.End != nil {
 		add(*inc.End, "the queue has drained", "waiters")
@@ -321,41 +275,6 @@ func timeline(inc analyze.Incident) []Event {
 var createIndex = regexp.MustCompile(`(?i)^\s*create\s+(unique\s+)?index\b`)
 var concurrently = regexp.MustCompile(`(?i)\bconcurrently\b`)
 
-// hardening is the advice the evidence supports, each with the practice
-// or setting that would have prevented it and the migration linters' rule.
-func hardening(inc analyze.Incident) []string {
-	var out []string
-	d := inc.DDL
-	if d != nil && d.Attempts == 1 && d.Waited > 1 {
-		out = append(out, fmt.Sprintf("The migration's %s waited %s without a lock_timeout: run DDL with `SET lock_timeout = '2s'` (or less) and retry, so it fails fast instead of queueing everyone behind it — squawk's `require-timeout-settings`, pgroll's `--lock-timeout` (500 ms by default, with retries), strong_migrations (warns above 10 s), GitLab's `with_lock_retries`.",
-			d.Mode, human(d.Waited)))
-	}
-	if d != nil && d.Attempts > 1 {
-		out = append(out, fmt.Sprintf("The migration retried after lock_timeout (%d attempts): good practice; back off between attempts and keep the timeout short so each attempt's queue stays small.", d.Attempts))
-	}
-	if d != nil && createIndex.MatchString(d.Query) && !concurrently.MatchString(d.Query) {
-		out = append(out, "A plain `CREATE INDEX` takes ShareLock and blocks every write for its duration: use `CREATE INDEX CONCURRENTLY` (outside a transaction block).")
-	}
-	if d != nil && d.Outcome == analyze.OutcomeHeld {
-		out = append(out, "The migration kept its transaction open after the DDL, holding the lock while it did other work: commit right after each DDL step, or split the change into small steps.")
-	}
-	for _, r := range inc.RootBlockers {
-		if strings.HasPrefix(r.State, "idle in transaction") {
-			out = append(out, fmt.Sprintf("Root blocker pid %d sat idle in transaction (transaction %s old when first seen blocking): set `idle_in_transaction_session_timeout` (for example 60 s for application roles) so an abandoned transaction cannot hold locks indefinitely.", r.PID, human(r.TransactionAge)))
-		}
-		if r.Role == analyze.RoleOdooCron && d != nil && d.PID != r.PID {
-			out = append(out, "A cron job's transaction blocked the upgrade: pause crons during upgrade windows (Odoo does not start new jobs while modules are `to upgrade`, but a job already running keeps its transaction).")
-		}
-	}
-	if inc.Kind == analyze.KindRowLock {
-		out = append(out, "Sessions queued on one row held by a long transaction: keep transactions that update hot rows short, and take row locks late.")
-	}
-	if len(out) == 0 {
-		out = append(out, "Nothing in the recording points to a missing guardrail.")
-	}
-	return dedupe(out)
-}
-
 func dedupe(s []string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -366,4 +285,13 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// oneLine folds s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return s
 }

@@ -10,10 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -83,9 +85,11 @@ func TestHostileTextIsEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(md)
-	for _, bad := range []string{"<script>", "<img", "\n## fake heading"} {
-		if strings.Contains(s, bad) && !insideFence(s, bad) {
-			t.Errorf("rendered %q outside a code block", bad)
+	// Outside code blocks and code spans, no markup of theirs survives.
+	bare := stripCodeSpans(s)
+	for _, bad := range []string{"<script>", "<img", "\n## fake heading", "\n# x"} {
+		if strings.Contains(bare, bad) && !insideFence(bare, bad) {
+			t.Errorf("rendered %q outside a code block or span", bad)
 		}
 	}
 	// The query is in a fence longer than its longest backtick run.
@@ -94,6 +98,51 @@ func TestHostileTextIsEscaped(t *testing.T) {
 	}
 	// Every table row still has the same number of cells as its header.
 	checkTables(t, s)
+}
+
+// stripCodeSpans removes the code spans of every line (a run of n
+// backticks up to the next run of exactly n), as CommonMark reads them.
+func stripCodeSpans(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		var b strings.Builder
+		for i := 0; i < len(line); {
+			if line[i] != '`' {
+				b.WriteByte(line[i])
+				i++
+				continue
+			}
+			n := 0
+			for i+n < len(line) && line[i+n] == '`' {
+				n++
+			}
+			end := -1
+			for j := i + n; j < len(line); {
+				if line[j] != '`' {
+					j++
+					continue
+				}
+				m := 0
+				for j+m < len(line) && line[j+m] == '`' {
+					m++
+				}
+				if m == n {
+					end = j + m
+					break
+				}
+				j += m
+			}
+			if end < 0 || n >= 3 && i == 0 {
+				b.WriteString(line[i : i+n])
+				i += n
+				continue
+			}
+			b.WriteString("CODE")
+			i = end
+		}
+		out = append(out, b.String())
+	}
+	return strings.Join(out, "\n")
 }
 
 // insideFence reports whether every occurrence of sub lies in a fenced
@@ -231,7 +280,9 @@ func TestHostileDOT(t *testing.T) {
 	}
 }
 
-// The queue chart is SVG naming each relation and the root blocker's end.
+// The chart is SVG: waiters stacked by application, the markers (the
+// DDL's first wait, the operator's terminate, the end) and the chain as
+// its title.
 func TestQueueChart(t *testing.T) {
 	res := analyzeFixture(t, "chain")
 	inc := res.Incidents[0]
@@ -262,15 +313,10 @@ func TestQueueChart(t *testing.T) {
 		}
 	}
 	all := strings.Join(texts, "|")
-	// The chart draws a line per relation with a queue (waits on the
-	// relation or its rows' tuple locks).
-	var queued []string
-	for _, q := range inc.Queue {
-		if !slices.Contains(queued, q.Relation) {
-			queued = append(queued, q.Relation)
-		}
-	}
-	for _, want := range append(queued, fmt.Sprintf("root blocker %d gone", inc.RootBlockers[0].PID), "sessions waiting") {
+	wants := []string{"sessions waiting", "odoo-* (odoo-http)", "odoo-* (migration)", "queue drained (ended by the blocker side)",
+		fmt.Sprintf("SELECT pg_terminate_backend(%d)", inc.RootBlockers[0].PID), "ALTER TABLE stock_move first waits",
+		"odoo-http idle in transaction", "→ ALTER TABLE stock_move →"}
+	for _, want := range wants {
 		if !strings.Contains(all, want) {
 			t.Errorf("chart text %q lacks %q", all, want)
 		}
@@ -402,7 +448,7 @@ func TestSeveralIncidents(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(md)
-	for _, want := range []string{"## Incidents", "[1](#incident-1)", "[2](#incident-2)", `<a id="incident-2"></a>`, "## Incident 2: row_lock_contention"} {
+	for _, want := range []string{"## Incidents", "[1](#incident-1)", "[2](#incident-2)", `<a id="incident-2"></a>`, "## Incident 2: row_lock_contention — "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("post-mortem lacks %q", want)
 		}
@@ -420,5 +466,67 @@ func TestSeveralIncidents(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
 		}
+	}
+}
+
+// The draft opens with at most three sentences, and writes identifiers
+// as code spans or plain text, never with backslash escapes.
+func TestDraftShape(t *testing.T) {
+	dirs, _ := filepath.Glob("../fixtures/*/recording")
+	sentence := regexp.MustCompile(`[.!?](\s|$)`)
+	for _, d := range dirs {
+		name := filepath.Base(filepath.Dir(d))
+		t.Run(name, func(t *testing.T) {
+			res := analyzeFixture(t, name)
+			for _, inc := range res.Incidents {
+				if n := len(sentence.FindAllString(stripCodeSpans(Summary(inc)), -1)); n > 3 {
+					t.Errorf("summary has %d sentences:\n%s", n, Summary(inc))
+				}
+			}
+			md, err := Markdown(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(md)
+			if m := regexp.MustCompile(`[A-Za-z0-9]\\_[A-Za-z0-9]`).FindString(s); m != "" {
+				t.Errorf("an identifier escaped with a backslash: %q", m)
+			}
+			for _, want := range []string{"### Summary", "### Impact", "### Trigger", "### Causes", "### Detection and response", "### Action items",
+				"## What went well", "**[to fill in]**", "## Appendix: incident 1 in detail", "## Appendix: data quality"} {
+				if !strings.Contains(s, want) {
+					t.Errorf("draft lacks %q", want)
+				}
+			}
+			// The title names the date, the effect and the table.
+			inc := res.Incidents[0]
+			if first := strings.SplitN(s, "\n", 2)[0]; len(res.Incidents) == 1 && len(inc.Relations) > 0 &&
+				(!strings.HasPrefix(first, "# "+inc.Start.UTC().Format("2006-01-02 15:04")+" UTC — ") || !strings.Contains(first, "`"+inc.Relations[0]+"`")) {
+				t.Errorf("title %q", first)
+			}
+		})
+	}
+}
+
+// Incidents that overlap in time share one time axis; others keep their
+// own.
+func TestChartRangesShareOverlaps(t *testing.T) {
+	at := func(s float64) time.Time {
+		return time.Unix(1_800_000_000, 0).UTC().Add(time.Duration(s * float64(time.Second)))
+	}
+	end := func(s float64) *time.Time { e := at(s); return &e }
+	incs := []analyze.Incident{
+		{ID: 1, Start: at(0), End: end(10), Duration: 10},
+		{ID: 2, Start: at(5), End: end(30), Duration: 25},
+		{ID: 3, Start: at(600), End: end(604), Duration: 4},
+	}
+	r := chartRanges(incs)
+	if r[0] != r[1] {
+		t.Errorf("overlapping incidents 1 and 2 on different axes: %v, %v", r[0], r[1])
+	}
+	if !r[0][0].Before(at(0)) || !r[0][1].After(at(30)) {
+		t.Errorf("shared axis %v does not run from before 1 to after 2", r[0])
+	}
+	if r[2] == r[0] || r[2][0].Before(at(590)) {
+		t.Errorf("incident 3, ten minutes later, on %v", r[2])
 	}
 }
