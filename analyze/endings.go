@@ -268,6 +268,14 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 		rs.evidence = fmt.Sprintf("at %s it still held %s (state %q), but no one waited for it any more: the queue ended from the waiting side", now, held, a.State)
 		return
 	}
+	// A terminated backend gives up its locks as it exits, and may still
+	// be listed, with its last state, in the sample after.
+	if op := t.opOn(b.PID, "terminate", rs.first-2e6, g.ts); op != nil {
+		rs.ended = true
+		rs.ending = EndingTerminated
+		rs.evidence = fmt.Sprintf("%s; by %s its locks were gone and the backend was exiting (still listed, state %q)", describeOp(op), now, a.State)
+		return
+	}
 	prev := rs.lastAct
 	cancel := t.opOn(b.PID, "cancel", rs.first-2e6, g.ts)
 	switch {
@@ -276,7 +284,7 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 		rs.evidence = fmt.Sprintf("%s; by %s its locks were gone and it stayed connected (state %q)", describeOp(cancel), now, a.State)
 	case prev.XactStart != 0 && a.XactStart == prev.XactStart:
 		rs.ending = EndingReleased
-		rs.evidence = fmt.Sprintf("by %s its locks were gone inside the same transaction (begun at %s; state %q): a rollback to a savepoint, or a statement's own lock", now, clock(prev.XactStart), a.State)
+		rs.evidence = fmt.Sprintf("by %s its locks were gone while pg_stat_activity still showed the same transaction (begun at %s; state %q): a rollback to a savepoint, a statement's own lock, or a backend being terminated (still listed while it exits) — the recording cannot tell which", now, clock(prev.XactStart), a.State)
 	case strings.Contains(prev.State, "aborted"):
 		rs.ending = EndingRolledBack
 		rs.evidence = fmt.Sprintf("its transaction was seen aborted at %s; by %s it had ended and the session stayed connected (state %q): a rollback", seen, now, a.State)
@@ -409,13 +417,15 @@ func (t *tracker) releaseTime(inc *incState, d *ddlState, g *graph) (late, early
 			return 0, 0, ""
 		}
 		// Idle outside a transaction: its last statement ended its
-		// transaction, and released its locks, at state_change when that
-		// statement is the one it ran when last seen blocking, or a
-		// COMMIT/ROLLBACK; otherwise state_change only bounds it.
+		// transaction when that statement is the one it ran when last
+		// seen blocking, or a COMMIT/ROLLBACK. Its locks went during
+		// that statement's end, before it reported idle: after the
+		// statement began and after the last sample that saw them held,
+		// by state_change — never exactly at state_change.
 		late = max(late, ha.StateChange)
 		if ha.QueryStart <= d.lastWait || endsXact.MatchString(ha.Query) {
-			early = max(early, ha.StateChange)
-			whys = append(whys, fmt.Sprintf("pid %d's transaction ended at %s", h.PID, clock(ha.StateChange)))
+			early = max(early, ha.QueryStart, d.lastWait)
+			whys = append(whys, fmt.Sprintf("pid %d's transaction ended, releasing its locks, between %s and %s", h.PID, clock(max(ha.QueryStart, d.lastWait)), clock(ha.StateChange)))
 		} else {
 			whys = append(whys, fmt.Sprintf("pid %d's transaction had ended by %s", h.PID, clock(ha.StateChange)))
 		}
