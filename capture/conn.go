@@ -198,7 +198,11 @@ func describe(cc *pgx.ConnConfig) string {
 func connect(ctx context.Context, cc *pgx.ConnConfig, r redactor) (*pgx.Conn, *server, error) {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w to %s: %s", ErrConnect, describe(cc), r.clean(connectReason(err)))
+		// The text is shortened and cleaned of the password; the error
+		// still is ErrConnect and the driver's (a *pgconn.PgError keeps
+		// its SQLSTATE for errors.As).
+		msg := fmt.Sprintf("%v to %s: %s", ErrConnect, describe(cc), r.clean(connectReason(err)))
+		return nil, nil, &redactedError{msg: msg, err: errors.Join(ErrConnect, err)}
 	}
 	srv, err := discover(ctx, conn)
 	if err != nil {
