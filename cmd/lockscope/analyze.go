@@ -130,13 +130,18 @@ func summarize(w io.Writer, res *analyze.Result) {
 			inc.Start.Format("15:04:05"), end, inc.Duration)
 		fmt.Fprintf(w, "  peak %d waiting at %s, %.1f waiter-seconds\n", inc.PeakWaiters, inc.PeakAt.Format("15:04:05"), inc.WaiterSeconds)
 		for _, r := range inc.RootBlockers {
+			until := r.LastSeen
+			if r.Gone != nil {
+				until = *r.Gone
+			}
+			blocked := until.Sub(r.FirstSeen).Seconds()
 			if r.GID != "" {
-				fmt.Fprintf(w, "  root blocker: prepared transaction %q (no backend; owner %s, database %s), prepared %.1f s before, %.1f waiter-seconds behind it\n",
-					r.GID, r.User, r.Database, r.TransactionAge, r.WaiterSeconds)
+				fmt.Fprintf(w, "  root blocker: prepared transaction %q (no backend; owner %s, database %s), prepared %.1f s before, blocked %.1f s, %.1f waiter-seconds behind it\n",
+					r.GID, r.User, r.Database, r.TransactionAge, blocked, r.WaiterSeconds)
 				continue
 			}
-			fmt.Fprintf(w, "  root blocker: pid %d (%s), %s, transaction %.1f s old, %.1f waiter-seconds behind it: %s\n",
-				r.PID, r.ApplicationName, r.State, r.TransactionAge, r.WaiterSeconds, oneLine(r.Query, 100))
+			fmt.Fprintf(w, "  root blocker: pid %d (%s), %s, transaction %.1f s old when first seen blocking, blocked %.1f s, %.1f waiter-seconds behind it: %s\n",
+				r.PID, r.ApplicationName, r.State, r.TransactionAge, blocked, r.WaiterSeconds, oneLine(r.Query, 100))
 		}
 		if d := inc.Deadlock; d != nil {
 			var cycle []string
