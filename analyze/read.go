@@ -65,12 +65,19 @@ func (c *cursor[T]) peek(out *T) bool {
 func (c *cursor[T]) convert(out *T) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.err = fmt.Errorf("read %s: damaged file: %v", c.files[max(c.next-1, 0)], p)
-			ok = false
+			c.err, ok = recording.Damaged(c.current(), p), false
 		}
 	}()
 	c.row1(c.row, out)
 	return true
+}
+
+// current names the file being read.
+func (c *cursor[T]) current() string {
+	if c.next == 0 {
+		return "recording"
+	}
+	return c.files[c.next-1]
 }
 
 // skip consumes the current row.
@@ -83,12 +90,7 @@ func (c *cursor[T]) advance() (ok bool) {
 	// A damaged file must give an error naming it, never a panic.
 	defer func() {
 		if p := recover(); p != nil {
-			name := "recording"
-			if c.next > 0 {
-				name = c.files[c.next-1]
-			}
-			c.err = fmt.Errorf("read %s: damaged file: %v", name, p)
-			ok = false
+			c.err, ok = recording.Damaged(c.current(), p), false
 		}
 	}()
 	if c.rec != nil {
@@ -128,16 +130,22 @@ func (c *cursor[T]) advance() (ok bool) {
 }
 
 func (c *cursor[T]) open(path string) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("read %s: damaged file: %v", path, p)
-		}
-	}()
+	defer recording.RecoverDamaged(path, &err)
+	boundZstd()
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read recording: %w", err)
 	}
+	st, err := f.Stat()
+	if err == nil {
+		err = recording.CheckFooter(f, st.Size())
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read %s: not a readable Parquet file: %w", path, err)
+	}
 	props := parquet.NewReaderProperties(c.mem)
+	props.MaxUncompressedPageSize = recording.MaxPageBytes
 	fr, err := file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
 		f.Close()
@@ -392,11 +400,6 @@ func stringsOf(a arrow.Array) func(int) string {
 	return nil
 }
 
-// maxChunkBytes bounds a column chunk's declared uncompressed size: the
-// recorder's segments rotate at 64 MiB of journal, so a chunk claiming
-// more is damage, and reading it would allocate what it claims.
-const maxChunkBytes = 1 << 30
-
 // checkChunks refuses a file whose footer places a column chunk outside
 // the file or claims an absurd size: the reader allocates each chunk's
 // declared size before reading it.
@@ -405,7 +408,6 @@ func checkChunks(fr *file.Reader, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	size := st.Size()
 	md := fr.MetaData()
 	for rg := range md.NumRowGroups() {
 		g := md.RowGroup(rg)
@@ -421,9 +423,8 @@ func checkChunks(fr *file.Reader, f *os.File) error {
 			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
 				start = cc.DictionaryPageOffset()
 			}
-			n, raw := cc.TotalCompressedSize(), cc.TotalUncompressedSize()
-			if start < 0 || n < 0 || start > size || n > size-start || raw < 0 || raw > maxChunkBytes {
-				return fmt.Errorf("row group %d column %d: a chunk of %d bytes (%d uncompressed) at offset %d in a file of %d bytes", rg, i, n, raw, start, size)
+			if err := recording.CheckChunk(rg, i, start, cc.TotalCompressedSize(), cc.TotalUncompressedSize(), st.Size()); err != nil {
+				return err
 			}
 		}
 	}
