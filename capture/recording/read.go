@@ -396,18 +396,20 @@ func WriteManifest(dir string, segs []Segment) error {
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
+	return WriteFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
 }
 
-// writeFileAtomic writes a file under a temporary name, syncs it and
-// renames it into place.
-func writeFileAtomic(path string, data []byte) error {
+// WriteAtomic writes path (mode FileMode) through write under a
+// temporary name, syncs it, renames it into place and syncs the directory:
+// a reader finds the old file or the whole new one, after a crash too.
+// write gets the file as a plain io.Writer (closing it is WriteAtomic's).
+func WriteAtomic(path string, write func(io.Writer) error) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
-	_, werr := f.Write(data)
+	werr := write(struct{ io.Writer }{f})
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
@@ -419,4 +421,12 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// WriteFileAtomic is WriteAtomic for data in hand.
+func WriteFileAtomic(path string, data []byte) error {
+	return WriteAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }

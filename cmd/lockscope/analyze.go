@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/report"
 )
@@ -105,11 +106,7 @@ func writeJSON(dir string, res *analyze.Result) error {
 	if err != nil {
 		return fmt.Errorf("write incident.json: %w", err)
 	}
-	path := filepath.Join(dir, "incident.json")
-	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write incident.json: %w", err)
-	}
-	return os.Rename(path+".tmp", path)
+	return recording.WriteFileAtomic(filepath.Join(dir, "incident.json"), append(b, '\n'))
 }
 
 // summarize prints a few lines per incident.
