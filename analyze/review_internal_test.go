@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // ddlIncident is an incident whose DDL waits for 2 s with two sessions
@@ -109,5 +110,12 @@ func TestRound3Negative(t *testing.T) {
 	}
 	if want := `"rate":0,`; !json.Valid(b) || !strings.Contains(string(b), want) {
 		t.Errorf("a falling rate under a thousandth: %s, want %s", b, want)
+	}
+}
+
+// A query cut for a runbook line or evidence never splits a character.
+func TestOneLineKeepsCharacters(t *testing.T) {
+	if got := oneLine("UPDATE res_partner SET name = 'Müller' WHERE id = 1", 33); !utf8.ValidString(got) {
+		t.Errorf("oneLine cut a character in half: %q", got)
 	}
 }

@@ -161,10 +161,5 @@ func summarize(w io.Writer, res *analyze.Result) {
 	}
 }
 
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
-}
+// oneLine is recording.OneLine: one line, cut at a character boundary.
+func oneLine(s string, n int) string { return recording.OneLine(s, n) }

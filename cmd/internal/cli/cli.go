@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockscope/lockscope/capture/recording"
 )
 
 // Exit codes, documented in every command's help.
@@ -127,9 +129,7 @@ func isCobraUsage(err error) bool {
 		strings.HasPrefix(msg, "requires at least") || strings.HasPrefix(msg, "required flag")
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+func oneLine(s string) string { return recording.OneLine(s, 0) }
 
 // LogFlags are the logging options every command takes.
 type LogFlags struct {
