@@ -110,6 +110,25 @@ func redactDSN(text, dsn string) string {
 	return text
 }
 
+// RedactDSN returns the DSN without its password, everything else kept, for
+// a person to connect with (the password then comes from PGPASSWORD or
+// ~/.pgpass): the password= field of a key=value DSN is dropped, and the
+// password of a URL's user.
+func RedactDSN(dsn string) string {
+	if pw, _ := parseURLPassword(dsn); pw != "" {
+		return strings.Replace(dsn, ":"+pw+"@", "@", 1)
+	}
+	fields := strings.Fields(dsn)
+	kept := fields[:0]
+	for _, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return strings.Join(kept, " ")
+}
+
 // RedactCommand joins a command line for the recording and the logs with
 // its passwords removed: the password of a DSN (key=value or URL, also as
 // the value of a flag, --dsn=… or --dsn …) and the value of any argument
