@@ -18,6 +18,7 @@ import (
 var (
 	srv   *pgtest.Server
 	built = pgtest.NewBinary("lockscope-capture")
+	bin   = built.Path // the command, built when a test first runs it
 )
 
 func TestMain(m *testing.M) {
@@ -26,12 +27,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(pgtest.RunMainWithBinary(m, &srv, pgtest.Options{}, built))
-}
-
-// bin is the lockscope-capture command, built on first use.
-func bin(tb testing.TB) string {
-	tb.Helper()
-	return built.Path(tb)
 }
 
 // The recorder runs on database hosts: it must not link the analysis and
