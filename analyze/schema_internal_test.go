@@ -61,27 +61,17 @@ func readRows[T any](t *testing.T, path string, conv func(columns) (func(int, *T
 func TestReadersFollowRowStructs(t *testing.T) {
 	dir := t.TempDir()
 	ts := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	j, err := recording.CreateJournal(dir, recording.Meta{Segment: recording.NewSegmentID(ts), Cluster: "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tick := rows[recording.Tick](1)[0]
 	tick.Kind = recording.TickFull
 	s := &recording.Sample{Tick: &tick, Activity: rows[recording.Activity](3), Locks: rows[recording.Lock](3),
 		Edges: rows[recording.Edge](3), Relations: rows[recording.Relation](3), Events: rows[recording.Event](3),
 		PgBouncerServers: rows[recording.PgBouncerServer](3), OdooModules: rows[recording.OdooModule](3),
 		PreparedXacts: rows[recording.PreparedXact](3)}
-	if _, err := j.Append(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := recording.Seal(dir, j.Path(), false)
+	seg, err := recording.WriteSegment(dir, recording.Meta{Segment: recording.NewSegmentID(ts), Cluster: "c"}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := res.Segment.Files
+	files := seg.Files
 	check := func(name string, got, want any) {
 		t.Helper()
 		if !reflect.DeepEqual(got, want) {
