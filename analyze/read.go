@@ -316,7 +316,7 @@ func bindRows[T any](c columns) (func(int, *T), error) {
 // does not fit the field. NULL reads as the zero value, or nil for a
 // pointer field.
 func setter(a arrow.Array, f field) func(int, unsafe.Pointer) {
-	off, null, nulls := f.offset, a.IsNull, a.NullN() > 0
+	off, nl := f.offset, nullsOf(a)
 	switch f.kind {
 	case kindInt64, kindInt64Ptr:
 		var v []int64
@@ -329,13 +329,13 @@ func setter(a arrow.Array, f field) func(int, unsafe.Pointer) {
 		default:
 			return nil
 		}
-		return setNumber(v, f.kind == kindInt64Ptr, off, null, nulls)
+		return setNumber(v, f.kind == kindInt64Ptr, off, nl)
 	case kindInt32, kindInt32Ptr:
 		a, ok := a.(*array.Int32)
 		if !ok {
 			return nil
 		}
-		return setNumber(a.Int32Values(), f.kind == kindInt32Ptr, off, null, nulls)
+		return setNumber(a.Int32Values(), f.kind == kindInt32Ptr, off, nl)
 	case kindString:
 		str := stringsOf(a)
 		if str == nil {
@@ -343,7 +343,7 @@ func setter(a arrow.Array, f field) func(int, unsafe.Pointer) {
 		}
 		return func(i int, p unsafe.Pointer) {
 			s := ""
-			if !null(i) {
+			if !nl.at(i) {
 				s = str(i)
 			}
 			*(*string)(unsafe.Add(p, off)) = s
@@ -353,29 +353,51 @@ func setter(a arrow.Array, f field) func(int, unsafe.Pointer) {
 		if !ok {
 			return nil
 		}
-		return func(i int, p unsafe.Pointer) { *(*bool)(unsafe.Add(p, off)) = !null(i) && a.Value(i) }
+		return func(i int, p unsafe.Pointer) { *(*bool)(unsafe.Add(p, off)) = !nl.at(i) && a.Value(i) }
 	}
 	return nil
 }
 
+// nulls reads a column's validity bitmap; with no NULLs, bits is nil.
+type nulls struct {
+	bits []byte
+	off  int
+}
+
+func nullsOf(a arrow.Array) nulls {
+	if a.NullN() == 0 {
+		return nulls{}
+	}
+	return nulls{bits: a.NullBitmapBytes(), off: a.Data().Offset()}
+}
+
+// at reports whether row i is NULL.
+func (n nulls) at(i int) bool {
+	if n.bits == nil {
+		return false
+	}
+	j := n.off + i
+	return n.bits[j>>3]&(1<<(j&7)) == 0
+}
+
 // setNumber writes v[i] into an N or *N field.
-func setNumber[N int32 | int64](v []N, ptr bool, off uintptr, null func(int) bool, nulls bool) func(int, unsafe.Pointer) {
+func setNumber[N int32 | int64](v []N, ptr bool, off uintptr, nl nulls) func(int, unsafe.Pointer) {
 	switch {
 	case ptr:
 		return func(i int, p unsafe.Pointer) {
 			var x *N
-			if !null(i) {
+			if !nl.at(i) {
 				n := v[i]
 				x = &n
 			}
 			*(**N)(unsafe.Add(p, off)) = x
 		}
-	case !nulls:
+	case nl.bits == nil:
 		return func(i int, p unsafe.Pointer) { *(*N)(unsafe.Add(p, off)) = v[i] }
 	}
 	return func(i int, p unsafe.Pointer) {
 		var x N
-		if !null(i) {
+		if !nl.at(i) {
 			x = v[i]
 		}
 		*(*N)(unsafe.Add(p, off)) = x
