@@ -261,7 +261,7 @@ func coveredByGap(gaps []Gap, a, b int64) bool {
 }
 
 // readAll reads every row of one table file, if the segment has it.
-func readAll[T any](ctx context.Context, mem memory.Allocator, path string, conv func(columns) func(int, *T), fn func(*T)) error {
+func readAll[T any](ctx context.Context, mem memory.Allocator, path string, conv func(columns) (func(int, *T), error), fn func(*T)) error {
 	if path == "" {
 		return nil
 	}

@@ -1,35 +1,28 @@
 package analyze
 
 import (
-	"fmt"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/klauspost/compress/zstd"
+
+	"github.com/lockscope/lockscope/capture/recording"
 )
 
-// maxPageBytes bounds what one compressed page of a recording may inflate
-// to. The recorder writes 128 KiB data pages; dictionary pages of query
-// text grow larger, but not near this.
-const maxPageBytes = 256 << 20
-
 // Arrow's zstd codec inflates a page to whatever its frame claims, up to
-// 64 GiB: a damaged or hostile file could make analyze allocate that. The
-// codec registered here refuses frames that claim more than maxPageBytes
-// and caps the decoder's memory at that.
-func init() {
-	orig, err := compress.GetCodec(compress.Codecs.Zstd)
-	if err != nil {
-		return
+// 64 GiB: a damaged or hostile file could make analyze allocate that.
+// Arrow looks codecs up in a process-wide table and takes no codec per
+// reader, so the first recording analyze opens registers, once, a zstd
+// codec that inflates with capture/recording's bounded page decoder.
+// Importing analyze changes nothing; a program that reads recordings
+// through it gets the bound for every Parquet file it reads with Arrow,
+// which only refuses pages larger than Arrow's own default page limit.
+var boundZstd = sync.OnceFunc(func() {
+	if orig, err := compress.GetCodec(compress.Codecs.Zstd); err == nil {
+		compress.RegisterCodec(compress.Codecs.Zstd, boundedZstd{orig})
 	}
-	compress.RegisterCodec(compress.Codecs.Zstd, boundedZstd{orig})
-}
+})
 
 type boundedZstd struct{ compress.Codec }
-
-var boundedDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxPageBytes), zstd.WithDecoderConcurrency(0))
-})
 
 func (b boundedZstd) Decode(dst, src []byte) []byte {
 	out, err := b.DecodeWithError(dst, src)
@@ -40,13 +33,5 @@ func (b boundedZstd) Decode(dst, src []byte) []byte {
 }
 
 func (boundedZstd) DecodeWithError(dst, src []byte) ([]byte, error) {
-	var h zstd.Header
-	if err := h.Decode(src); err == nil && h.HasFCS && h.FrameContentSize > maxPageBytes {
-		return nil, fmt.Errorf("zstd page claims %d bytes, more than a recording's page can hold", h.FrameContentSize)
-	}
-	dec, err := boundedDecoder()
-	if err != nil {
-		return nil, err
-	}
-	return dec.DecodeAll(src, dst[:0])
+	return recording.DecodePage(dst, src)
 }

@@ -414,7 +414,7 @@ func (inc *incState) merge(o *incState) {
 			inc.ddls[k] = v
 		}
 	}
-	inc.queue = append(inc.queue, o.queue...)
+	inc.queue = mergeQueues(inc.queue, o.queue)
 	inc.series = append(inc.series, o.series...)
 	inc.edgeLog = append(inc.edgeLog, o.edgeLog...)
 	slices.SortStableFunc(inc.edgeLog, func(a, b EdgeRecord) int { return a.TS.Compare(b.TS) })
@@ -432,6 +432,31 @@ func (inc *incState) merge(o *incState) {
 			inc.protected[k] = v
 		}
 	}
+}
+
+// mergeQueues joins two incidents' queue series in time order. Where both
+// saw the same relation at the same moment their waiters are distinct
+// sessions: depths and rates add up; the head stays the first's.
+func mergeQueues(a, b []QueuePoint) []QueuePoint {
+	out := append(a, b...)
+	slices.SortStableFunc(out, func(x, y QueuePoint) int {
+		if c := x.TS.Compare(y.TS); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Relation, y.Relation)
+	})
+	n := 0
+	for _, q := range out {
+		if n > 0 && out[n-1].TS.Equal(q.TS) && out[n-1].Relation == q.Relation {
+			p := &out[n-1]
+			p.Depth += q.Depth
+			p.Rate, p.RateSmoothed = round3(p.Rate+q.Rate), round3(p.RateSmoothed+q.RateSmoothed)
+			continue
+		}
+		out[n] = q
+		n++
+	}
+	return out[:n]
 }
 
 // update records what one sample shows of an incident's component.
@@ -1047,7 +1072,15 @@ func principalDDL(m map[Backend]*ddlState) *ddlState {
 	return best
 }
 
-func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+// round3 rounds to thousandths, half away from zero; a value that rounds
+// to zero is +0 (JSON would write a negative zero as "-0").
+func round3(f float64) float64 {
+	r := math.Round(f*1000) / 1000
+	if r == 0 {
+		return 0
+	}
+	return r
+}
 
 // waiting is the exported waiting series: one point per sample that saw
 // the incident, and a zero at each sample that saw it drained before it

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -27,7 +31,7 @@ type cursor[T any] struct {
 	ctx   context.Context
 	mem   memory.Allocator
 	files []string
-	conv  func(columns) func(int, *T)
+	conv  func(columns) (func(int, *T), error)
 	row1  func(int, *T) // conv bound to the current batch
 
 	next int // index of the next file to open
@@ -40,7 +44,7 @@ type cursor[T any] struct {
 	err  error
 }
 
-func newCursor[T any](ctx context.Context, mem memory.Allocator, files []string, conv func(columns) func(int, *T)) *cursor[T] {
+func newCursor[T any](ctx context.Context, mem memory.Allocator, files []string, conv func(columns) (func(int, *T), error)) *cursor[T] {
 	return &cursor[T]{ctx: ctx, mem: mem, files: files, conv: conv}
 }
 
@@ -61,12 +65,19 @@ func (c *cursor[T]) peek(out *T) bool {
 func (c *cursor[T]) convert(out *T) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.err = fmt.Errorf("read %s: damaged file: %v", c.files[max(c.next-1, 0)], p)
-			ok = false
+			c.err, ok = recording.Damaged(c.current(), p), false
 		}
 	}()
 	c.row1(c.row, out)
 	return true
+}
+
+// current names the file being read.
+func (c *cursor[T]) current() string {
+	if c.next == 0 {
+		return "recording"
+	}
+	return c.files[c.next-1]
 }
 
 // skip consumes the current row.
@@ -79,12 +90,7 @@ func (c *cursor[T]) advance() (ok bool) {
 	// A damaged file must give an error naming it, never a panic.
 	defer func() {
 		if p := recover(); p != nil {
-			name := "recording"
-			if c.next > 0 {
-				name = c.files[c.next-1]
-			}
-			c.err = fmt.Errorf("read %s: damaged file: %v", name, p)
-			ok = false
+			c.err, ok = recording.Damaged(c.current(), p), false
 		}
 	}()
 	if c.rec != nil {
@@ -96,7 +102,12 @@ func (c *cursor[T]) advance() (ok bool) {
 			c.rec = c.rr.RecordBatch()
 			c.rec.Retain()
 			c.cols = columnsOf(c.rec)
-			c.row1 = c.conv(c.cols)
+			row1, err := c.conv(c.cols)
+			if err != nil {
+				c.err = fmt.Errorf("read %s: %w", c.files[c.next-1], err)
+				return false
+			}
+			c.row1 = row1
 			c.row = 0
 			return true
 		}
@@ -119,16 +130,22 @@ func (c *cursor[T]) advance() (ok bool) {
 }
 
 func (c *cursor[T]) open(path string) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("read %s: damaged file: %v", path, p)
-		}
-	}()
+	defer recording.RecoverDamaged(path, &err)
+	boundZstd()
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read recording: %w", err)
 	}
+	st, err := f.Stat()
+	if err == nil {
+		err = recording.CheckFooter(f, st.Size())
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read %s: not a readable Parquet file: %w", path, err)
+	}
 	props := parquet.NewReaderProperties(c.mem)
+	props.MaxUncompressedPageSize = recording.MaxPageBytes
 	fr, err := file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
 		f.Close()
@@ -195,291 +212,215 @@ func columnsOf(rec arrow.RecordBatch) columns {
 	return cols
 }
 
-// The getters below resolve a column once per record batch and return a
-// function reading row i: per row there is no lookup by name and no type
-// switch. A missing column reads as NULL.
-func (c columns) int64At(name string) func(int) int64 {
-	switch a := c[name].(type) {
-	case *array.Int64:
-		v := a.Int64Values()
-		return func(i int) int64 {
-			if a.IsNull(i) {
-				return 0
-			}
-			return v[i]
-		}
-	case *array.Int32:
-		v := a.Int32Values()
-		return func(i int) int64 {
-			if a.IsNull(i) {
-				return 0
-			}
-			return int64(v[i])
-		}
-	case *array.Timestamp:
-		v := a.TimestampValues()
-		return func(i int) int64 {
-			if a.IsNull(i) {
-				return 0
-			}
-			return int64(v[i])
-		}
-	}
-	return func(int) int64 { return 0 }
+// The readers of the recording's tables. Each binds a record batch's
+// columns to the fields of capture/recording's row struct by the fields'
+// parquet tags, the one definition of the schema: a column the struct
+// names and the file lacks, or of another type, is an error naming it.
+var (
+	convTick            = bindRows[recording.Tick]
+	convActivity        = bindRows[recording.Activity]
+	convLock            = bindRows[recording.Lock]
+	convEdge            = bindRows[recording.Edge]
+	convRelation        = bindRows[recording.Relation]
+	convEvent           = bindRows[recording.Event]
+	convOdooModule      = bindRows[recording.OdooModule]
+	convPreparedXact    = bindRows[recording.PreparedXact]
+	convPgBouncerServer = bindRows[recording.PgBouncerServer]
+)
+
+// fieldKind is the Go type of a row struct's field.
+type fieldKind int
+
+const (
+	kindInt64 fieldKind = iota
+	kindInt32
+	kindString
+	kindBool
+	kindInt64Ptr
+	kindInt32Ptr
+)
+
+// field is one column of a row struct: its name in the file, its kind and
+// where it sits in the struct.
+type field struct {
+	column string
+	kind   fieldKind
+	offset uintptr
 }
 
-func (c columns) int32At(name string) func(int) int32 {
-	f := c.int64At(name)
-	return func(i int) int32 { return int32(f(i)) }
+var plans sync.Map // reflect.Type -> []field
+
+// planOf lists T's columns from its parquet tags, once per type.
+func planOf[T any]() ([]field, error) {
+	rt := reflect.TypeFor[T]()
+	if p, ok := plans.Load(rt); ok {
+		return p.([]field), nil
+	}
+	var fs []field
+	for i := range rt.NumField() {
+		sf := rt.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("parquet"), ",")
+		if name == "" || name == "-" {
+			return nil, fmt.Errorf("%s.%s has no parquet column name", rt, sf.Name)
+		}
+		var k fieldKind
+		switch t := sf.Type; {
+		case t.Kind() == reflect.Int64:
+			k = kindInt64
+		case t.Kind() == reflect.Int32:
+			k = kindInt32
+		case t.Kind() == reflect.String:
+			k = kindString
+		case t.Kind() == reflect.Bool:
+			k = kindBool
+		case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Int64:
+			k = kindInt64Ptr
+		case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Int32:
+			k = kindInt32Ptr
+		default:
+			return nil, fmt.Errorf("%s.%s: type %s has no reader", rt, sf.Name, t)
+		}
+		fs = append(fs, field{column: name, kind: k, offset: sf.Offset})
+	}
+	plans.Store(rt, fs)
+	return fs, nil
 }
 
-func (c columns) nullAt(name string) func(int) bool {
-	a, ok := c[name]
-	if !ok {
-		return func(int) bool { return true }
+// bindRows returns a function filling a T from row i of the batch: the
+// columns are resolved once per batch, so per row there is no lookup by
+// name, no type switch and no reflection.
+func bindRows[T any](c columns) (func(int, *T), error) {
+	plan, err := planOf[T]()
+	if err != nil {
+		return nil, err
 	}
+	sets := make([]func(int, unsafe.Pointer), len(plan))
+	for j, f := range plan {
+		a, ok := c[f.column]
+		if !ok {
+			return nil, fmt.Errorf("no column %q (a recording of another schema?)", f.column)
+		}
+		if sets[j] = setter(a, f); sets[j] == nil {
+			return nil, fmt.Errorf("column %q is %s, not what lockscope writes", f.column, a.DataType())
+		}
+	}
+	return func(i int, out *T) {
+		p := unsafe.Pointer(out)
+		for _, set := range sets {
+			set(i, p)
+		}
+	}, nil
+}
+
+// setter writes row i of a into the field at f.offset; nil when a's type
+// does not fit the field. NULL reads as the zero value, or nil for a
+// pointer field.
+func setter(a arrow.Array, f field) func(int, unsafe.Pointer) {
+	off, nl := f.offset, nullsOf(a)
+	switch f.kind {
+	case kindInt64, kindInt64Ptr:
+		var v []int64
+		switch a := a.(type) {
+		case *array.Int64:
+			v = a.Int64Values()
+		case *array.Timestamp:
+			ts := a.TimestampValues() // arrow.Timestamp is an int64
+			v = unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(ts))), len(ts))
+		default:
+			return nil
+		}
+		return setNumber(v, f.kind == kindInt64Ptr, off, nl)
+	case kindInt32, kindInt32Ptr:
+		a, ok := a.(*array.Int32)
+		if !ok {
+			return nil
+		}
+		return setNumber(a.Int32Values(), f.kind == kindInt32Ptr, off, nl)
+	case kindString:
+		str := stringsOf(a)
+		if str == nil {
+			return nil
+		}
+		return func(i int, p unsafe.Pointer) {
+			s := ""
+			if !nl.at(i) {
+				s = str(i)
+			}
+			*(*string)(unsafe.Add(p, off)) = s
+		}
+	case kindBool:
+		a, ok := a.(*array.Boolean)
+		if !ok {
+			return nil
+		}
+		return func(i int, p unsafe.Pointer) { *(*bool)(unsafe.Add(p, off)) = !nl.at(i) && a.Value(i) }
+	}
+	return nil
+}
+
+// nulls reads a column's validity bitmap; with no NULLs, bits is nil.
+type nulls struct {
+	bits []byte
+	off  int
+}
+
+func nullsOf(a arrow.Array) nulls {
 	if a.NullN() == 0 {
-		return func(int) bool { return false }
+		return nulls{}
 	}
-	return a.IsNull
+	return nulls{bits: a.NullBitmapBytes(), off: a.Data().Offset()}
 }
 
-func (c columns) int64pAt(name string) func(int) *int64 {
-	null, f := c.nullAt(name), c.int64At(name)
-	return func(i int) *int64 {
-		if null(i) {
-			return nil
+// at reports whether row i is NULL.
+func (n nulls) at(i int) bool {
+	if n.bits == nil {
+		return false
+	}
+	j := n.off + i
+	return n.bits[j>>3]&(1<<(j&7)) == 0
+}
+
+// setNumber writes v[i] into an N or *N field.
+func setNumber[N int32 | int64](v []N, ptr bool, off uintptr, nl nulls) func(int, unsafe.Pointer) {
+	switch {
+	case ptr:
+		return func(i int, p unsafe.Pointer) {
+			var x *N
+			if !nl.at(i) {
+				n := v[i]
+				x = &n
+			}
+			*(**N)(unsafe.Add(p, off)) = x
 		}
-		v := f(i)
-		return &v
+	case nl.bits == nil:
+		return func(i int, p unsafe.Pointer) { *(*N)(unsafe.Add(p, off)) = v[i] }
 	}
-}
-
-func (c columns) int32pAt(name string) func(int) *int32 {
-	null, f := c.nullAt(name), c.int32At(name)
-	return func(i int) *int32 {
-		if null(i) {
-			return nil
+	return func(i int, p unsafe.Pointer) {
+		var x N
+		if !nl.at(i) {
+			x = v[i]
 		}
-		v := f(i)
-		return &v
+		*(*N)(unsafe.Add(p, off)) = x
 	}
 }
 
-func (c columns) strAt(name string) func(int) string {
-	switch a := c[name].(type) {
+// stringsOf reads the string at row i of a string, binary or
+// dictionary-encoded column (the caller checks NULL); nil for another type.
+func stringsOf(a arrow.Array) func(int) string {
+	switch a := a.(type) {
 	case *array.Dictionary:
-		dict := columns{"d": a.Dictionary()}.strAt("d")
-		return func(i int) string {
-			if a.IsNull(i) {
-				return ""
-			}
-			return dict(a.GetValueIndex(i))
+		dict := stringsOf(a.Dictionary())
+		if dict == nil {
+			return nil
 		}
+		return func(i int) string { return dict(a.GetValueIndex(i)) }
 	case *array.String:
-		return func(i int) string {
-			if a.IsNull(i) {
-				return ""
-			}
-			return a.Value(i)
-		}
+		return a.Value
 	case *array.Binary:
-		return func(i int) string {
-			if a.IsNull(i) {
-				return ""
-			}
-			return string(a.Value(i))
-		}
+		return func(i int) string { return string(a.Value(i)) }
 	}
-	return func(int) string { return "" }
+	return nil
 }
-
-func (c columns) booleanAt(name string) func(int) bool {
-	if a, ok := c[name].(*array.Boolean); ok {
-		return func(i int) bool { return !a.IsNull(i) && a.Value(i) }
-	}
-	return func(int) bool { return false }
-}
-
-func convTick(c columns) func(int, *recording.Tick) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cClientTs := c.int64At("client_ts")
-	cKind := c.strAt("kind")
-	cMode := c.strAt("mode")
-	cLockWaiters := c.int32At("lock_waiters")
-	cActivityRows := c.int32At("activity_rows")
-	cLockRows := c.int32At("lock_rows")
-	cEdgeRows := c.int32At("edge_rows")
-	cQueryUs := c.int64At("query_us")
-	cServerCpuUs := c.int64At("server_cpu_us")
-	cClientCpuUs := c.int64At("client_cpu_us")
-	cCapturePid := c.int32At("capture_pid")
-	return func(i int, t *recording.Tick) {
-		*t = recording.Tick{
-			SampleID: cSampleId(i), TS: cTs(i), ClientTS: cClientTs(i),
-			Kind: cKind(i), Mode: cMode(i), LockWaiters: cLockWaiters(i),
-			ActivityRows: cActivityRows(i), LockRows: cLockRows(i), EdgeRows: cEdgeRows(i),
-			QueryMicros: cQueryUs(i), ServerMicros: cServerCpuUs(i),
-			ClientMicros: cClientCpuUs(i), CapturePID: cCapturePid(i),
-		}
-	}
-}
-
-func convActivity(c columns) func(int, *recording.Activity) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cDatid := c.int64At("datid")
-	cDatname := c.strAt("datname")
-	cPid := c.int32At("pid")
-	cLeaderPid := c.int32At("leader_pid")
-	cUsesysid := c.int64At("usesysid")
-	cUsename := c.strAt("usename")
-	cApplicationName := c.strAt("application_name")
-	cClientAddr := c.strAt("client_addr")
-	cClientHostname := c.strAt("client_hostname")
-	cClientPort := c.int32At("client_port")
-	cBackendStart := c.int64At("backend_start")
-	cXactStart := c.int64At("xact_start")
-	cQueryStart := c.int64At("query_start")
-	cStateChange := c.int64At("state_change")
-	cWaitEventType := c.strAt("wait_event_type")
-	cWaitEvent := c.strAt("wait_event")
-	cState := c.strAt("state")
-	cBackendXid := c.int64At("backend_xid")
-	cBackendXmin := c.int64At("backend_xmin")
-	cQueryId := c.int64At("query_id")
-	cQuery := c.strAt("query")
-	cBackendType := c.strAt("backend_type")
-	return func(i int, a *recording.Activity) {
-		*a = recording.Activity{
-			SampleID: cSampleId(i), TS: cTs(i), DatID: cDatid(i), DatName: cDatname(i),
-			PID: cPid(i), LeaderPID: cLeaderPid(i), UseSysID: cUsesysid(i),
-			UseName: cUsename(i), ApplicationName: cApplicationName(i), ClientAddr: cClientAddr(i),
-			ClientHostname: cClientHostname(i), ClientPort: cClientPort(i),
-			BackendStart: cBackendStart(i), XactStart: cXactStart(i), QueryStart: cQueryStart(i),
-			StateChange: cStateChange(i), WaitEventType: cWaitEventType(i), WaitEvent: cWaitEvent(i),
-			State: cState(i), BackendXID: cBackendXid(i), BackendXmin: cBackendXmin(i),
-			QueryID: cQueryId(i), Query: cQuery(i), BackendType: cBackendType(i),
-		}
-	}
-}
-
-func convLock(c columns) func(int, *recording.Lock) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cLocktype := c.strAt("locktype")
-	cDatabaseP := c.int64pAt("database")
-	cRelation := c.int64At("relation")
-	cPageP := c.int32pAt("page")
-	cTuple := c.int32At("tuple")
-	cVirtualxid := c.strAt("virtualxid")
-	cTransactionid := c.int64At("transactionid")
-	cClassidP := c.int64pAt("classid")
-	cObjidP := c.int64pAt("objid")
-	cObjsubidP := c.int32pAt("objsubid")
-	cVirtualtransaction := c.strAt("virtualtransaction")
-	cPid := c.int32At("pid")
-	cMode := c.strAt("mode")
-	cGranted := c.booleanAt("granted")
-	cFastpath := c.booleanAt("fastpath")
-	cWaitstart := c.int64At("waitstart")
-	return func(i int, l *recording.Lock) {
-		*l = recording.Lock{
-			SampleID: cSampleId(i), TS: cTs(i), LockType: cLocktype(i),
-			Database: cDatabaseP(i), Relation: cRelation(i), Page: cPageP(i),
-			Tuple: cTuple(i), VirtualXID: cVirtualxid(i), TransactionID: cTransactionid(i),
-			ClassID: cClassidP(i), ObjID: cObjidP(i), ObjSubID: cObjsubidP(i),
-			VirtualTransaction: cVirtualtransaction(i), PID: cPid(i), Mode: cMode(i),
-			Granted: cGranted(i), FastPath: cFastpath(i), WaitStart: cWaitstart(i),
-		}
-	}
-}
-
-func convEdge(c columns) func(int, *recording.Edge) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cPid := c.int32At("pid")
-	cBackendStart := c.int64At("backend_start")
-	cBlockingPid := c.int32At("blocking_pid")
-	return func(i int, e *recording.Edge) {
-		*e = recording.Edge{SampleID: cSampleId(i), TS: cTs(i), PID: cPid(i),
-			BackendStart: cBackendStart(i), BlockingPID: cBlockingPid(i)}
-	}
-}
-
-func convRelation(c columns) func(int, *recording.Relation) {
-	cSampleId := c.int64At("sample_id")
-	cDatabase := c.int64At("database")
-	cRelation := c.int64At("relation")
-	cNspname := c.strAt("nspname")
-	cRelname := c.strAt("relname")
-	cRelkind := c.strAt("relkind")
-	return func(i int, r *recording.Relation) {
-		*r = recording.Relation{SampleID: cSampleId(i), Database: cDatabase(i), Relation: cRelation(i),
-			Schema: cNspname(i), Name: cRelname(i), Kind: cRelkind(i)}
-	}
-}
-
-func convEvent(c columns) func(int, *recording.Event) {
-	cTs := c.int64At("ts")
-	cKind := c.strAt("kind")
-	cMessage := c.strAt("message")
-	cGapStart := c.int64At("gap_start")
-	cGapEnd := c.int64At("gap_end")
-	cCapturePid := c.int32At("capture_pid")
-	return func(i int, e *recording.Event) {
-		*e = recording.Event{TS: cTs(i), Kind: cKind(i), Message: cMessage(i),
-			GapStart: cGapStart(i), GapEnd: cGapEnd(i), CapturePID: cCapturePid(i)}
-	}
-}
-
-func convOdooModule(c columns) func(int, *recording.OdooModule) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cName := c.strAt("name")
-	cState := c.strAt("state")
-	return func(i int, m *recording.OdooModule) {
-		*m = recording.OdooModule{SampleID: cSampleId(i), TS: cTs(i), Name: cName(i), State: cState(i)}
-	}
-}
-
-func convPreparedXact(c columns) func(int, *recording.PreparedXact) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cTransaction := c.int64At("transaction")
-	cGid := c.strAt("gid")
-	cPrepared := c.int64At("prepared")
-	cOwner := c.strAt("owner")
-	cDatabase := c.strAt("database")
-	return func(i int, p *recording.PreparedXact) {
-		*p = recording.PreparedXact{SampleID: cSampleId(i), TS: cTs(i), Transaction: cTransaction(i),
-			GID: cGid(i), Prepared: cPrepared(i), Owner: cOwner(i), Database: cDatabase(i)}
-	}
-}
-
-func convPgBouncerServer(c columns) func(int, *recording.PgBouncerServer) {
-	cSampleId := c.int64At("sample_id")
-	cTs := c.int64At("ts")
-	cType := c.strAt("type")
-	cUser := c.strAt("user")
-	cDatabase := c.strAt("database")
-	cState := c.strAt("state")
-	cAddr := c.strAt("addr")
-	cPort := c.int32At("port")
-	cRemotePid := c.int32At("remote_pid")
-	cApplicationName := c.strAt("application_name")
-	return func(i int, s *recording.PgBouncerServer) {
-		*s = recording.PgBouncerServer{SampleID: cSampleId(i), TS: cTs(i), Type: cType(i),
-			User: cUser(i), Database: cDatabase(i), State: cState(i), Addr: cAddr(i),
-			Port: cPort(i), RemotePID: cRemotePid(i), ApplicationName: cApplicationName(i)}
-	}
-}
-
-// maxChunkBytes bounds a column chunk's declared uncompressed size: the
-// recorder's segments rotate at 64 MiB of journal, so a chunk claiming
-// more is damage, and reading it would allocate what it claims.
-const maxChunkBytes = 1 << 30
 
 // checkChunks refuses a file whose footer places a column chunk outside
 // the file or claims an absurd size: the reader allocates each chunk's
@@ -489,7 +430,6 @@ func checkChunks(fr *file.Reader, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	size := st.Size()
 	md := fr.MetaData()
 	for rg := range md.NumRowGroups() {
 		g := md.RowGroup(rg)
@@ -505,9 +445,8 @@ func checkChunks(fr *file.Reader, f *os.File) error {
 			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
 				start = cc.DictionaryPageOffset()
 			}
-			n, raw := cc.TotalCompressedSize(), cc.TotalUncompressedSize()
-			if start < 0 || n < 0 || start > size || n > size-start || raw < 0 || raw > maxChunkBytes {
-				return fmt.Errorf("row group %d column %d: a chunk of %d bytes (%d uncompressed) at offset %d in a file of %d bytes", rg, i, n, raw, start, size)
+			if err := recording.CheckChunk(rg, i, start, cc.TotalCompressedSize(), cc.TotalUncompressedSize(), st.Size()); err != nil {
+				return err
 			}
 		}
 	}

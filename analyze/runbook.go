@@ -184,14 +184,6 @@ func bareName(rel string) string {
 	return rel
 }
 
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
-}
-
 // Paths of a change.
 const (
 	PathFinishForward = "finish-forward"

@@ -1,7 +1,9 @@
 package analyze
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/lockscope/lockscope/capture/recording"
 )
 
 // WriteTables writes the derived tables of a result as Parquet, for users
@@ -126,25 +130,12 @@ func writeTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilde
 	fill(b)
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem))
-	w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
-	if err != nil {
-		f.Close()
-		os.Remove(path + ".tmp")
-		return err
-	}
-	werr := w.Write(rec)
-	cerr := w.Close() // closes f
-	if werr != nil || cerr != nil {
-		os.Remove(path + ".tmp")
-		if werr != nil {
-			return werr
+	return recording.WriteAtomic(path, func(f io.Writer) error {
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithAllocator(mem))
+		w, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
+		if err != nil {
+			return err
 		}
-		return cerr
-	}
-	return os.Rename(path+".tmp", path)
+		return errors.Join(w.Write(rec), w.Close())
+	})
 }

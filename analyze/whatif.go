@@ -37,8 +37,9 @@ func whatIf(x *Incident, inc *incState) []WhatIf {
 		for _, l := range whatIfLockTimeouts {
 			lu := l.Microseconds()
 			out = append(out, summarizeSeries(fmt.Sprintf("lock_timeout = %s", l), inc.series, func(p point) int {
-				if p.ts >= w0+lu {
-					return p.waiters - p.behind[d.backend] - 1
+				behind, waiting := p.behind[d.backend]
+				if p.ts >= w0+lu && waiting {
+					return p.waiters - behind - 1
 				}
 				return p.waiters
 			}, fmt.Sprintf("the %s would have failed after %s: the change is not applied and must be run again", d.mode, l),
@@ -55,6 +56,11 @@ func whatIf(x *Incident, inc *incState) []WhatIf {
 					others-- // the DDL itself
 				}
 				k := (p.ts - w0) / period
+				if k == 0 && p.ts-w0 < lu {
+					// The first attempt is the recorded wait until its
+					// timeout fires; a timeout longer than the wait never does.
+					return p.waiters
+				}
 				start := w0 + k*period
 				if rootGone != 0 && start > rootGone {
 					return max(others, 0) // the attempt after the blocker went away succeeds at once

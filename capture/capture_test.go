@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/capture/recording"
@@ -438,6 +439,13 @@ func TestCaptureBadDSNFailsWithoutPassword(t *testing.T) {
 	err := capture.Run(context.Background(), capture.Config{DSN: cases["closed port"], Out: t.TempDir()})
 	if !errors.Is(err, capture.ErrConnect) {
 		t.Errorf("closed port: got %v, want ErrConnect", err)
+	}
+	// The server's refusal keeps its SQLSTATE for callers (class 28:
+	// invalid authorization).
+	err = capture.Run(context.Background(), capture.Config{DSN: cases["wrong password"], Out: t.TempDir()})
+	var pgErr *pgconn.PgError
+	if !errors.Is(err, capture.ErrConnect) || !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "28") {
+		t.Errorf("unknown role: got %v (%T), want ErrConnect wrapping the server's *pgconn.PgError of class 28", err, err)
 	}
 }
 

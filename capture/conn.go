@@ -110,6 +110,25 @@ func redactDSN(text, dsn string) string {
 	return text
 }
 
+// RedactDSN returns the DSN without its password, everything else kept, for
+// a person to connect with (the password then comes from PGPASSWORD or
+// ~/.pgpass): the password= field of a key=value DSN is dropped, and the
+// password of a URL's user.
+func RedactDSN(dsn string) string {
+	if pw, _ := parseURLPassword(dsn); pw != "" {
+		return strings.Replace(dsn, ":"+pw+"@", "@", 1)
+	}
+	fields := strings.Fields(dsn)
+	kept := fields[:0]
+	for _, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return strings.Join(kept, " ")
+}
+
 // RedactCommand joins a command line for the recording and the logs with
 // its passwords removed: the password of a DSN (key=value or URL, also as
 // the value of a flag, --dsn=… or --dsn …) and the value of any argument
@@ -198,7 +217,11 @@ func describe(cc *pgx.ConnConfig) string {
 func connect(ctx context.Context, cc *pgx.ConnConfig, r redactor) (*pgx.Conn, *server, error) {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w to %s: %s", ErrConnect, describe(cc), r.clean(connectReason(err)))
+		// The text is shortened and cleaned of the password; the error
+		// still is ErrConnect and the driver's (a *pgconn.PgError keeps
+		// its SQLSTATE for errors.As).
+		msg := fmt.Sprintf("%v to %s: %s", ErrConnect, describe(cc), r.clean(connectReason(err)))
+		return nil, nil, &redactedError{msg: msg, err: errors.Join(ErrConnect, err)}
 	}
 	srv, err := discover(ctx, conn)
 	if err != nil {

@@ -21,3 +21,16 @@ func TestRedactCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://app:hunter2@db1:5432/odoo?sslmode=require":                     "postgres://app@db1:5432/odoo?sslmode=require",
+		"host=db1 port=5432 password=hunter2 dbname=odoo user=app sslmode=disable": "host=db1 port=5432 dbname=odoo user=app sslmode=disable",
+		"host=db1 dbname=odoo":    "host=db1 dbname=odoo",
+		"postgres://app@db1/odoo": "postgres://app@db1/odoo",
+	} {
+		if got := RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -18,25 +18,15 @@ func makeSegments(t *testing.T, dir string, end time.Time, waiters []int32) []re
 	for i, w := range waiters {
 		at := end.Add(-time.Duration(len(waiters)-1-i) * time.Hour)
 		meta := recording.Meta{Segment: recording.NewSegmentID(at), Cluster: "c"}
-		j, err := recording.CreateJournal(dir, meta)
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := recording.Sample{
 			Tick:     &recording.Tick{SampleID: int64(i + 1), TS: at.UnixMicro(), ClientTS: at.UnixMicro(), Kind: recording.TickFull, LockWaiters: w},
 			Activity: []recording.Activity{{SampleID: int64(i + 1), TS: at.UnixMicro(), PID: 100, Query: "SELECT 1"}},
 		}
-		if _, err := j.Append(&s); err != nil {
-			t.Fatal(err)
-		}
-		if err := j.Close(); err != nil {
-			t.Fatal(err)
-		}
-		res, err := recording.Seal(dir, j.Path(), false)
+		seg, err := recording.WriteSegment(dir, meta, &s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		segs = append(segs, res.Segment)
+		segs = append(segs, seg)
 	}
 	return segs
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/report/render"
 )
 
@@ -156,17 +157,9 @@ func WriteWith(ctx context.Context, dir string, res *analyze.Result, r Renderer)
 	return writeFile(filepath.Join(dir, "postmortem.md"), md)
 }
 
-// writeFile writes a report file 0600 under a temporary name and renames
-// it into place.
-func writeFile(path string, data []byte) error {
-	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
+// writeFile writes a report file 0600, synced, under a temporary name and
+// renames it into place.
+func writeFile(path string, data []byte) error { return recording.WriteFileAtomic(path, data) }
 
 // tplus is t's offset from start: T+4.1 s, or T−0.1 s before it.
 func tplus(start, t time.Time) string {

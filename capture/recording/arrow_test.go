@@ -53,17 +53,7 @@ func TestArrowReadsEveryColumn(t *testing.T) {
 		OdooModules:      []recording.OdooModule{{SampleID: 7, TS: ts, Name: "stock", State: "to upgrade"}},
 		PreparedXacts:    []recording.PreparedXact{{SampleID: 7, TS: ts, Transaction: 901, GID: "tm-1'x", Prepared: ts - 40, Owner: "odoo", Database: "odoo"}},
 	}
-	j, err := recording.CreateJournal(dir, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Append(&sample); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := recording.Seal(dir, j.Path(), false)
+	seg, err := recording.WriteSegment(dir, meta, &sample)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +68,7 @@ func TestArrowReadsEveryColumn(t *testing.T) {
 		t.Run(table, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			f, err := os.Open(res.Segment.Files[table])
+			f, err := os.Open(seg.Files[table])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,7 +14,6 @@ import (
 type pageCodec struct {
 	once sync.Once
 	enc  *zstd.Encoder
-	dec  *zstd.Decoder
 	mu   sync.Mutex
 	err  error
 }
@@ -28,10 +27,6 @@ func (c *pageCodec) init() {
 			zstd.WithLowerEncoderMem(true),
 			zstd.WithZeroFrames(true),
 			zstd.WithEncoderCRC(false))
-		if c.err != nil {
-			return
-		}
-		c.dec, c.err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordBytes))
 	})
 }
 
@@ -51,12 +46,5 @@ func (c *pageCodec) Encode(dst, src []byte) ([]byte, error) {
 	return c.enc.EncodeAll(src, dst[:0]), nil
 }
 
-func (c *pageCodec) Decode(dst, src []byte) ([]byte, error) {
-	c.init()
-	if c.err != nil {
-		return dst[:0], c.err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dec.DecodeAll(src, dst[:0])
-}
+// Decode inflates a page with the bound every reader of recordings uses.
+func (c *pageCodec) Decode(dst, src []byte) ([]byte, error) { return DecodePage(dst, src) }

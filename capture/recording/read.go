@@ -1,7 +1,6 @@
 package recording
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,11 +62,7 @@ func OpenTableFile(path string) (tf *TableFile, err error) {
 		return nil, fmt.Errorf("open %s: not a readable Parquet file (truncated or damaged?): %v: %w", path, err, ErrNotRecording)
 	}
 	// A damaged schema can make parquet-go panic while comparing it.
-	defer func() {
-		if p := recover(); p != nil {
-			tf, err = nil, fmt.Errorf("open %s: damaged file: %v: %w", path, p, ErrNotRecording)
-		}
-	}()
+	defer RecoverDamaged(path, &err)
 	return checkTableFile(path, f, pf)
 }
 
@@ -80,17 +75,26 @@ func openParquet(r io.ReaderAt, size int64) (pf *parquet.File, err error) {
 	// The footer's declared length is checked before parquet-go sizes a
 	// buffer by it; the page indexes, which it would also read at their
 	// declared lengths, are not needed.
-	var tail [8]byte
-	if size < 12 {
-		return nil, errors.New("too short for a Parquet file")
-	}
-	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+	if err := CheckFooter(r, size); err != nil {
 		return nil, err
 	}
-	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
-		return nil, fmt.Errorf("footer of %d bytes in a file of %d", n, size)
+	pf, err = parquet.OpenFile(r, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	if err != nil {
+		return nil, err
 	}
-	return parquet.OpenFile(r, size, parquet.SkipBloomFilters(true), parquet.SkipPageIndex(true))
+	for rg, g := range pf.Metadata().RowGroups {
+		for col, c := range g.Columns {
+			m := c.MetaData
+			start := m.DataPageOffset
+			if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+				start = m.DictionaryPageOffset
+			}
+			if err := CheckChunk(rg, col, start, m.TotalCompressedSize, m.TotalUncompressedSize, size); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pf, nil
 }
 
 func checkTableFile(path string, f *os.File, pf *parquet.File) (*TableFile, error) {
@@ -134,11 +138,7 @@ func ReadTable[T any](path string) (rows []T, meta Meta, err error) {
 		return nil, meta, err
 	}
 	defer tf.Close()
-	defer func() {
-		if p := recover(); p != nil {
-			rows, err = nil, fmt.Errorf("read %s: damaged file: %v: %w", path, p, ErrNotRecording)
-		}
-	}()
+	defer RecoverDamaged(path, &err)
 	var zero T
 	if want := parquet.SchemaOf(zero); !parquet.EqualNodes(want, tf.File.Schema()) {
 		return nil, meta, fmt.Errorf("read %s: a %s file does not hold %T rows", path, tf.Table, zero)
@@ -396,18 +396,20 @@ func WriteManifest(dir string, segs []Segment) error {
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
+	return WriteFileAtomic(filepath.Join(dir, ManifestFile), append(b, '\n'))
 }
 
-// writeFileAtomic writes a file under a temporary name, syncs it and
-// renames it into place.
-func writeFileAtomic(path string, data []byte) error {
+// WriteAtomic writes path (mode FileMode) through write under a
+// temporary name, syncs it, renames it into place and syncs the directory:
+// a reader finds the old file or the whole new one, after a crash too.
+// write gets the file as a plain io.Writer (closing it is WriteAtomic's).
+func WriteAtomic(path string, write func(io.Writer) error) error {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
-	_, werr := f.Write(data)
+	werr := write(struct{ io.Writer }{f})
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
@@ -419,4 +421,12 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// WriteFileAtomic is WriteAtomic for data in hand.
+func WriteFileAtomic(path string, data []byte) error {
+	return WriteAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }

@@ -307,3 +307,25 @@ func (s *sealer) abort() {
 		}
 	}
 }
+
+// WriteSegment writes samples as one sealed segment of the recording in
+// dir, as a recorder that took them would have: a journal, appended to,
+// closed and sealed. It serves tools and tests that make recordings from
+// rows in hand.
+func WriteSegment(dir string, meta Meta, samples ...*Sample) (Segment, error) {
+	j, err := CreateJournal(dir, meta)
+	if err != nil {
+		return Segment{}, err
+	}
+	for _, s := range samples {
+		if _, err := j.Append(s); err != nil {
+			j.Close()
+			return Segment{}, err
+		}
+	}
+	if err := j.Close(); err != nil {
+		return Segment{}, err
+	}
+	res, err := Seal(dir, j.Path(), false)
+	return res.Segment, err
+}

@@ -235,7 +235,7 @@ type recorderRun struct {
 // there) for d, and reads what it cost from its recording and its log.
 func runRecorder(b *testing.B, dsn string, d time.Duration) recorderRun {
 	out := filepath.Join(b.TempDir(), "rec")
-	cmd := exec.Command(bin, "--dsn", dsn, "--out", out, "--duration", d.String(), "--log-format", "json")
+	cmd := exec.Command(bin(b), "--dsn", dsn, "--out", out, "--duration", d.String(), "--log-format", "json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

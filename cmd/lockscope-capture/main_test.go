@@ -2,10 +2,7 @@ package main_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +16,9 @@ import (
 )
 
 var (
-	srv *pgtest.Server
-	bin string // the built lockscope-capture
+	srv   *pgtest.Server
+	built = pgtest.NewBinary("lockscope-capture")
+	bin   = built.Path // the command, built when a test first runs it
 )
 
 func TestMain(m *testing.M) {
@@ -28,32 +26,7 @@ func TestMain(m *testing.M) {
 		countSIGINT(out) // the test binary as a wrapped command
 		return
 	}
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "lockscope-capture-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "lockscope-capture")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build lockscope-capture: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if testing.Short() {
-			return m.Run()
-		}
-		s, err := pgtest.Start(context.Background(), pgtest.Options{})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "lockscope-capture tests:", err)
-			return 1
-		}
-		defer s.Stop()
-		srv = s
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(pgtest.RunMainWithBinary(m, &srv, pgtest.Options{}, built))
 }
 
 // The recorder runs on database hosts: it must not link the analysis and
@@ -82,9 +55,9 @@ func startRecorder(t *testing.T, shell string, args ...string) *proc {
 	p := &proc{done: make(chan error, 1)}
 	if shell != "" {
 		// Run through a shell for ulimit; exec keeps the pid.
-		p.cmd = exec.Command("bash", append([]string{"-c", shell + "; exec \"$0\" \"$@\"", bin}, args...)...)
+		p.cmd = exec.Command("bash", append([]string{"-c", shell + "; exec \"$0\" \"$@\"", bin(t)}, args...)...)
 	} else {
-		p.cmd = exec.Command(bin, args...)
+		p.cmd = exec.Command(bin(t), args...)
 	}
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -183,7 +156,7 @@ func TestKill9LosesAtMostASecond(t *testing.T) {
 	}
 	p.wait(t, 10*time.Second)
 
-	rec := exec.Command(bin, "recover", out)
+	rec := exec.Command(bin(t), "recover", out)
 	msg, err := rec.CombinedOutput()
 	if err != nil {
 		t.Fatalf("recover: %v\n%s", err, msg)
@@ -309,7 +282,7 @@ func TestFullDiskStopsCleanly(t *testing.T) {
 		t.Fatalf("copy: %v: %s", err, msg)
 	}
 	os.Remove(filepath.Join(roomy, ".lock"))
-	if msg, err := exec.Command(bin, "recover", roomy).CombinedOutput(); err != nil {
+	if msg, err := exec.Command(bin(t), "recover", roomy).CombinedOutput(); err != nil {
 		t.Fatalf("recover after freeing space: %v\n%s", err, msg)
 	}
 	segs := checkRecording(t, roomy)

@@ -120,7 +120,7 @@ func TestWrapPassesExitStatusAndRecordsTheWindow(t *testing.T) {
 	args := append(fastArgs(srv.DSN("postgres"), out), "--tail", "1s", "--",
 		"sh", "-c", "sleep 0.5; echo deployed; exit 3", "deploy", "postgres://deploy:hunter2@db1/odoo", "--db_password=s3cret")
 	var stdout, stderr bytes.Buffer
-	run := exec.Command(bin, args...)
+	run := exec.Command(bin(t), args...)
 	run.Stdout, run.Stderr = &stdout, &stderr
 	err := run.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
@@ -405,7 +405,7 @@ func TestWrapUsageErrors(t *testing.T) {
 		{[]string{"--out", out, "--report", "x", "--", "true"}, "unknown flag: --report", 2},
 		{[]string{"--dsn", srv.DSN("postgres"), "--out", out, "--", "no-such-command-lockscope"}, `command "no-such-command-lockscope"`, 1},
 	} {
-		cmd := exec.Command(bin, tc.args...)
+		cmd := exec.Command(bin(t), tc.args...)
 		msg, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -421,7 +421,7 @@ func TestWrapUsageErrors(t *testing.T) {
 func startRecorderEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(bin(t), args...)
 	p.cmd.Env = append(slices.Clone(os.Environ()), env...)
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -452,7 +452,7 @@ func TestWrapCtrlCReachesTheCommandOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner := fmt.Sprintf("LOCKSCOPE_TEST_COUNT_SIGINT=%s %s --dsn '%s' --out %s --tail 0s -- %s; echo lockscope-exit=$?",
-		ints, bin, srv.DSN("postgres"), filepath.Join(dir, "rec"), self)
+		ints, bin(t), srv.DSN("postgres"), filepath.Join(dir, "rec"), self)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, scriptBin, "-qec", inner, "/dev/null")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockscope/lockscope/analyze"
+	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/report"
 )
@@ -105,11 +106,7 @@ func writeJSON(dir string, res *analyze.Result) error {
 	if err != nil {
 		return fmt.Errorf("write incident.json: %w", err)
 	}
-	path := filepath.Join(dir, "incident.json")
-	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write incident.json: %w", err)
-	}
-	return os.Rename(path+".tmp", path)
+	return recording.WriteFileAtomic(filepath.Join(dir, "incident.json"), append(b, '\n'))
 }
 
 // summarize prints a few lines per incident.
@@ -130,13 +127,18 @@ func summarize(w io.Writer, res *analyze.Result) {
 			inc.Start.Format("15:04:05"), end, inc.Duration)
 		fmt.Fprintf(w, "  peak %d waiting at %s, %.1f waiter-seconds\n", inc.PeakWaiters, inc.PeakAt.Format("15:04:05"), inc.WaiterSeconds)
 		for _, r := range inc.RootBlockers {
+			until := r.LastSeen
+			if r.Gone != nil {
+				until = *r.Gone
+			}
+			blocked := until.Sub(r.FirstSeen).Seconds()
 			if r.GID != "" {
-				fmt.Fprintf(w, "  root blocker: prepared transaction %q (no backend; owner %s, database %s), prepared %.1f s before, %.1f waiter-seconds behind it\n",
-					r.GID, r.User, r.Database, r.TransactionAge, r.WaiterSeconds)
+				fmt.Fprintf(w, "  root blocker: prepared transaction %q (no backend; owner %s, database %s), prepared %.1f s before, blocked %.1f s, %.1f waiter-seconds behind it\n",
+					r.GID, r.User, r.Database, r.TransactionAge, blocked, r.WaiterSeconds)
 				continue
 			}
-			fmt.Fprintf(w, "  root blocker: pid %d (%s), %s, transaction %.1f s old, %.1f waiter-seconds behind it: %s\n",
-				r.PID, r.ApplicationName, r.State, r.TransactionAge, r.WaiterSeconds, oneLine(r.Query, 100))
+			fmt.Fprintf(w, "  root blocker: pid %d (%s), %s, transaction %.1f s old when first seen blocking, blocked %.1f s, %.1f waiter-seconds behind it: %s\n",
+				r.PID, r.ApplicationName, r.State, r.TransactionAge, blocked, r.WaiterSeconds, oneLine(r.Query, 100))
 		}
 		if d := inc.Deadlock; d != nil {
 			var cycle []string
@@ -159,10 +161,5 @@ func summarize(w io.Writer, res *analyze.Result) {
 	}
 }
 
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
-}
+// oneLine is recording.OneLine: one line, cut at a character boundary.
+func oneLine(s string, n int) string { return recording.OneLine(s, n) }

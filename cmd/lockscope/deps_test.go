@@ -33,7 +33,7 @@ func TestBinaryLinksNoTestCode(t *testing.T) {
 		}
 	}
 
-	syms, err := exec.Command("go", "tool", "nm", bin).Output()
+	syms, err := exec.Command("go", "tool", "nm", bin(t)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

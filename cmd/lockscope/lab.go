@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
+	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/lab"
 	"github.com/lockscope/lockscope/report/replay"
@@ -172,7 +173,7 @@ Scenarios (default idle-cron):
 func brief(w io.Writer, b lab.Brief, cfg lab.Config) {
 	conn := b.DSN
 	if cfg.DSN != "" {
-		conn = redact(b.DSN)
+		conn = capture.RedactDSN(b.DSN)
 	}
 	// The same words for an incident and a negative control: which one it
 	// is, is for the trainee to find out.
@@ -187,15 +188,6 @@ The runbook's first command (Step 0):
 
 %s
 `, b.Scenario, b.Seed, conn, indent(replay.SQLActivity), end)
-}
-
-// redact rebuilds a connection string without its password.
-func redact(dsn string) string {
-	c, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		return "(the --dsn server)"
-	}
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s", c.Host, c.Port, c.User, c.Database)
 }
 
 func indent(s string) string {

@@ -28,7 +28,7 @@ func TestLabCommand(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	scoreFile := filepath.Join(t.TempDir(), "score.json")
 	hist := filepath.Join(t.TempDir(), "history")
-	cmd := exec.Command(bin, "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile, "--trainee", "dana", "--history", hist)
+	cmd := exec.Command(bin(t), "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile, "--trainee", "dana", "--history", hist)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestLabCommand(t *testing.T) {
 
 // lab --help names what each scenario trains, never how it ends.
 func TestLabHelpGivesNothingAway(t *testing.T) {
-	out, err := exec.Command(bin, "lab", "--help").CombinedOutput()
+	out, err := exec.Command(bin(t), "lab", "--help").CombinedOutput()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,48 +21,19 @@ import (
 
 var (
 	srv *pgtest.Server
-	bin string
+	// lockscope runs lockscope-render and lockscope-capture from its own
+	// directory.
+	built = pgtest.NewBinary("lockscope", "../lockscope-render", "../lockscope-capture")
+	bin   = built.Path // the command, built when a test first runs it
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	// The binaries go where another user can run them (the tests that
-	// switch users): a new directory under /tmp, mode 0755.
-	dir, err := os.MkdirTemp("/tmp", "lockscope-bin-")
-	if err == nil {
-		err = os.Chmod(dir, 0o755)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "lockscope")
-	for _, b := range []struct{ out, pkg string }{{bin, "."}, {filepath.Join(dir, "lockscope-render"), "../lockscope-render"}, {filepath.Join(dir, "lockscope-capture"), "../lockscope-capture"}} {
-		if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			os.Exit(1)
-		}
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if testing.Short() {
-			return m.Run()
-		}
-		s, err := pgtest.Start(context.Background(), pgtest.Options{})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "lockscope tests:", err)
-			return 1
-		}
-		defer s.Stop()
-		srv = s
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(pgtest.RunMainWithBinary(m, &srv, pgtest.Options{}, built))
 }
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin(t), args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

@@ -146,9 +146,9 @@ func recordingFor(t *testing.T, u user, dir string) string {
 // strace writing its file system calls there) as u, with HOME and TMPDIR.
 func runAs(t *testing.T, u user, home, tmp, straceLog string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	name, argv := bin, args
+	name, argv := bin(t), args
 	if straceLog != "" {
-		name, argv = "strace", append([]string{"-f", "-qq", "--seccomp-bpf", "-e", "trace=%file,%process", "-o", straceLog, bin}, args...)
+		name, argv = "strace", append([]string{"-f", "-qq", "--seccomp-bpf", "-e", "trace=%file,%process", "-o", straceLog, bin(t)}, args...)
 	}
 	cmd := exec.Command(name, argv...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + tmp}

@@ -51,7 +51,7 @@ func descendants(pid int) []int {
 func TestPasswordNotInChildProcesses(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	const secret = "s3cret-Pa55word-lockscope"
-	cmd := exec.Command(bin, "lab", "--time-limit", "4s")
+	cmd := exec.Command(bin(t), "lab", "--time-limit", "4s")
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+secret)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -75,7 +75,7 @@ func TestPasswordNotInChildProcesses(t *testing.T) {
 				// A child not yet past exec still shares lockscope's
 				// memory, and so shows its environment: only what it
 				// runs counts.
-				if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p), "exe")); err == nil && exe == bin {
+				if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p), "exe")); err == nil && exe == bin(t) {
 					continue
 				}
 				for _, f := range []string{"cmdline", "environ"} {

@@ -110,14 +110,14 @@ func TestSignalExitStatus(t *testing.T) {
 		// Its first debug line blocks on a full stderr: analysis has
 		// begun and not finished when the signal comes.
 		r, w := fullPipe(t)
-		cmd := exec.Command(bin, "analyze", rec, "-o", t.TempDir(), "--log-level", "debug")
+		cmd := exec.Command(bin(t), "analyze", rec, "-o", t.TempDir(), "--log-level", "debug")
 		cmd.Stderr = w
 		checkSignalled(t, cmd, r, syscall.SIGINT, 130, nil)
 	})
 	t.Run("replay/SIGTERM", func(t *testing.T) {
 		// A walk of thousands of moments, held on a full stdout.
 		r, w := fullPipe(t)
-		cmd := exec.Command(bin, "replay", rec, "--at", "start", "--step", "1ms", "--view", "verify")
+		cmd := exec.Command(bin(t), "replay", rec, "--at", "start", "--step", "1ms", "--view", "verify")
 		cmd.Stdout = w
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -131,7 +131,7 @@ func TestSignalExitStatus(t *testing.T) {
 		}
 		defer answers.Close()
 		defer stdin.Close()
-		cmd := exec.Command(bin, "train", rec, "--lines")
+		cmd := exec.Command(bin(t), "train", rec, "--lines")
 		cmd.Stdin = stdin
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -163,7 +163,7 @@ func TestSignalExitStatus(t *testing.T) {
 // prints the score of the drill so far, and exits 143.
 func TestLabSignalled(t *testing.T) {
 	pgtest.SkipIfShort(t)
-	cmd := exec.Command(bin, "lab", "--time-limit", "90s")
+	cmd := exec.Command(bin(t), "lab", "--time-limit", "90s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

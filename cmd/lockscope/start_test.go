@@ -17,15 +17,16 @@ import (
 // reported: a child forked from this process inherits its high-water mark
 // in ru_maxrss. The README's figures come from GNU time.)
 func BenchmarkStart(b *testing.B) {
-	lean := filepath.Join(filepath.Dir(bin), "lockscope-capture")
+	lockscope := bin(b)
+	lean := filepath.Join(filepath.Dir(lockscope), "lockscope-capture")
 	const runs = 20
 	for _, c := range []struct {
 		name string
 		path string
 		args []string
 	}{
-		{"lockscope --help", bin, []string{"--help"}},
-		{"lockscope capture --help", bin, []string{"capture", "--help"}},
+		{"lockscope --help", lockscope, []string{"--help"}},
+		{"lockscope capture --help", lockscope, []string{"capture", "--help"}},
 		{"lockscope-capture --help", lean, []string{"--help"}},
 	} {
 		b.Run(c.name, func(b *testing.B) {

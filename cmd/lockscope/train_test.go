@@ -11,7 +11,7 @@ import (
 
 // lockscope train reads answers from stdin when it is not a terminal.
 func TestTrainCommandLineMode(t *testing.T) {
-	cmd := exec.Command(bin, "train", "../../fixtures/migration-holds-lock/recording")
+	cmd := exec.Command(bin(t), "train", "../../fixtures/migration-holds-lock/recording")
 	cmd.Stdin = strings.NewReader("blocking\na\nquit\n")
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -34,7 +34,7 @@ func TestTrainCommandLineMode(t *testing.T) {
 func TestTrainHistoryCommand(t *testing.T) {
 	dir := t.TempDir()
 	hist := filepath.Join(dir, "history")
-	cmd := exec.Command(bin, "train", "../../fixtures/chain/recording", "--lines", "--trainee", "alice", "--history", hist)
+	cmd := exec.Command(bin(t), "train", "../../fixtures/chain/recording", "--lines", "--trainee", "alice", "--history", hist)
 	cmd.Stdin = strings.NewReader("")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -42,7 +42,7 @@ func TestTrainHistoryCommand(t *testing.T) {
 	cur := filepath.Join(dir, "curriculum.json")
 	rec, _ := filepath.Abs("../../fixtures/chain/recording")
 	os.WriteFile(cur, []byte(`{"drills": [{"recording": "`+rec+`", "pass": 80}, {"lab": "backup-root", "pass": 90}]}`), 0o600)
-	out, err := exec.Command(bin, "train", "--history", hist, "--curriculum", cur).CombinedOutput()
+	out, err := exec.Command(bin(t), "train", "--history", hist, "--curriculum", cur).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -65,7 +65,7 @@ func TestWrapReportShowsTheGuard(t *testing.T) {
 		t.Fatal("psql not found: apt-get install postgresql-client (make postgres)")
 	}
 	out, report := filepath.Join(t.TempDir(), "rec"), filepath.Join(t.TempDir(), "report")
-	cmd := exec.Command(bin, "capture", "--dsn", dsn, "--out", out, "--probe-interval", "50ms", "--full-interval", "100ms",
+	cmd := exec.Command(bin(t), "capture", "--dsn", dsn, "--out", out, "--probe-interval", "50ms", "--full-interval", "100ms",
 		"--burst-interval", "100ms", "--tail", "500ms", "--guard-wait", "2s", "--guard-queue", "3", "--report", report, "--",
 		psql, "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")
 	cmd.Env = append(os.Environ(), "PGAPPNAME=deploy")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockscope/lockscope/capture/recording"
 )
 
 // Exit codes, documented in every command's help.
@@ -127,9 +130,7 @@ func isCobraUsage(err error) bool {
 		strings.HasPrefix(msg, "requires at least") || strings.HasPrefix(msg, "required flag")
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
+func oneLine(s string) string { return recording.OneLine(s, 0) }
 
 // LogFlags are the logging options every command takes.
 type LogFlags struct {
@@ -160,8 +161,8 @@ func (f *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 }
 
 // ParseSize parses a byte size such as 512MiB, 2GiB, 100MB or 1048576.
-func ParseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+func ParseSize(in string) (int64, error) {
+	s := strings.TrimSpace(in)
 	units := []struct {
 		suffix string
 		mult   int64
@@ -178,8 +179,10 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB)", s)
+	v := n * float64(mult)
+	// NaN fails every comparison; 2^63 bytes and more do not fit.
+	if err != nil || !(v >= 0 && v < math.MaxInt64) {
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 8 EiB with an optional unit (KiB, MiB, GiB)", in)
 	}
-	return int64(n * float64(mult)), nil
+	return int64(v), nil
 }
