@@ -149,7 +149,10 @@ func checkHotRowChurn(t *testing.T, truth scenario.Truth, inc analyze.Incident) 
 	if c == nil || !c.Churn || c.ChurnHolders < 2 || !strings.Contains(c.Object, truth.Table) {
 		t.Fatalf("contention %+v, want churn on a row of %s", c, truth.Table)
 	}
-	if c.Waits < len(truth.Waiters) || c.WaitsPerSecond <= 0 || c.MaxWait <= 0 || c.P95Wait > c.MaxWait || len(c.Statements) == 0 {
+	// Waits are timed from pg_locks.waitstart (PostgreSQL 14+); before
+	// that only from the samples, where a wait seen once counts as 0 s
+	// ("at least this long").
+	if c.Waits < len(truth.Waiters) || c.WaitsPerSecond <= 0 || c.MaxWait < 0 || c.P95Wait > c.MaxWait || len(c.Statements) == 0 {
 		t.Errorf("contention figures %+v", c)
 	}
 	if !slices.ContainsFunc(inc.Advice, func(a analyze.Advice) bool { return strings.Contains(a.Advice, "sequence") }) {
