@@ -23,11 +23,10 @@ const (
 )
 
 type lane struct {
-	label      string
-	from, to   time.Time
-	color      string
-	barLabel   string
-	openBefore bool // the bar starts before the picture (clipped)
+	label    string
+	from, to time.Time
+	color    string
+	barLabel string
 }
 
 // TimelineDOT draws the incident on a time axis (see the constants above).
@@ -48,18 +47,26 @@ func TimelineDOT(inc analyze.Incident) string {
 			t1 = e.At
 		}
 	}
-	span := t1.Sub(t0)
-	if span <= 0 {
-		span = time.Second
-	}
+	span := max(t1.Sub(t0), time.Second/10)
 	pad := span / 20
-	t0, t1 = t0.Add(-pad), t1.Add(pad)
-	span = t1.Sub(t0)
-	x := func(t time.Time) float64 {
-		f := float64(t.Sub(t0)) / float64(span)
-		return tlLeft + math.Max(0, math.Min(1, f))*tlWidth
-	}
+	d := &tlDrawing{t0: t0.Add(-pad), t1: t1.Add(pad)}
+	d.b.WriteString("digraph timeline {\n")
+	fmt.Fprintf(&d.b, "  graph [layout=neato, splines=false, overlap=true, outputorder=edgesfirst, fontname=\"Helvetica\", fontsize=14, labelloc=t, label=\"%s\", pad=0.2];\n",
+		dotStringN(fmt.Sprintf("Incident %d: %s, %s to %s UTC", inc.ID, inc.Kind, d.t0.UTC().Format("15:04:05"), d.t1.UTC().Format("15:04:05")), 200))
+	fmt.Fprintf(&d.b, "  node [fontname=\"Helvetica\", fontsize=%d, shape=plaintext, margin=0, width=0, height=0];\n", tlFont)
+	d.b.WriteString("  edge [dir=none, arrowhead=none];\n")
+	lanes := timelineLanes(inc, end)
+	y := d.lanes(lanes, float64(len(lanes)+2)*tlLane)
+	axis := d.markers(events, y)
+	d.axis(inc.Start, axis)
+	d.legend(inc.Start, events, axis)
+	d.b.WriteString("}\n")
+	return d.b.String()
+}
 
+// timelineLanes are the picture's rows, top down: root blockers, deadlock
+// members, the DDL, the waiting sessions.
+func timelineLanes(inc analyze.Incident, end time.Time) []lane {
 	var lanes []lane
 	for i, r := range inc.RootBlockers {
 		if i == tlMaxLane-2 {
@@ -77,7 +84,7 @@ func TimelineDOT(inc analyze.Incident) string {
 		if r.GID != "" {
 			name = "prepared transaction\n" + r.GID
 		}
-		lanes = append(lanes, lane{label: name, from: from, to: to, color: "#c62828", barLabel: "holds " + lockWords(r.Locks), openBefore: from.Before(t0)})
+		lanes = append(lanes, lane{label: name, from: from, to: to, color: "#c62828", barLabel: "holds " + lockWords(r.Locks)})
 	}
 	if d := inc.Deadlock; d != nil {
 		for i, m := range d.Members {
@@ -103,53 +110,71 @@ func TimelineDOT(inc analyze.Incident) string {
 		}
 		lanes = append(lanes, l)
 	}
-	lanes = append(lanes, lane{label: "sessions waiting", from: inc.Start, to: end, color: "#1565c0",
+	return append(lanes, lane{label: "sessions waiting", from: inc.Start, to: end, color: "#1565c0",
 		barLabel: fmt.Sprintf("%d at the peak (%s), %.1f waiter-seconds", inc.PeakWaiters, tplus(inc.Start, inc.PeakAt), inc.WaiterSeconds)})
+}
 
-	var b strings.Builder
-	b.WriteString("digraph timeline {\n")
-	fmt.Fprintf(&b, "  graph [layout=neato, splines=false, overlap=true, outputorder=edgesfirst, fontname=\"Helvetica\", fontsize=14, labelloc=t, label=\"%s\", pad=0.2];\n",
-		dotStringN(fmt.Sprintf("Incident %d: %s, %s to %s UTC", inc.ID, inc.Kind, t0.UTC().Format("15:04:05"), t1.UTC().Format("15:04:05")), 200))
-	fmt.Fprintf(&b, "  node [fontname=\"Helvetica\", fontsize=%d, shape=plaintext, margin=0, width=0, height=0];\n", tlFont)
-	b.WriteString("  edge [dir=none, arrowhead=none];\n")
-	n := 0
-	point := func(xi, y float64) string {
-		n++
-		id := fmt.Sprintf("p%d", n)
-		fmt.Fprintf(&b, "  %s [shape=point, style=invis, pos=\"%.3f,%.3f!\"];\n", id, xi, y)
-		return id
+// tlDrawing writes the timeline's DOT, with x proportional to time
+// between t0 and t1.
+type tlDrawing struct {
+	b      strings.Builder
+	t0, t1 time.Time
+	n      int
+}
+
+func (d *tlDrawing) x(t time.Time) float64 {
+	f := float64(t.Sub(d.t0)) / float64(d.t1.Sub(d.t0))
+	return tlLeft + math.Max(0, math.Min(1, f))*tlWidth
+}
+
+// point is an invisible pinned node, an end of a bar or a tick.
+func (d *tlDrawing) point(x, y float64) string {
+	d.n++
+	id := fmt.Sprintf("p%d", d.n)
+	fmt.Fprintf(&d.b, "  %s [shape=point, style=invis, pos=\"%.3f,%.3f!\"];\n", id, x, y)
+	return id
+}
+
+func (d *tlDrawing) line(x1, y1, x2, y2, width float64, color string) {
+	a, c := d.point(x1, y1), d.point(x2, y2)
+	fmt.Fprintf(&d.b, "  %s -> %s [penwidth=%g, color=\"%s\"];\n", a, c, width, color)
+}
+
+func (d *tlDrawing) text(s string, x, y float64, size int, color string) {
+	d.n++
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = dotStringN(lines[i], 70)
 	}
-	text := func(s string, xi, y float64, size int, color string) {
-		n++
-		lines := strings.Split(s, "\n")
-		for i := range lines {
-			lines[i] = dotStringN(lines[i], 70)
-		}
-		fmt.Fprintf(&b, "  t%d [label=\"%s\", pos=\"%.3f,%.3f!\", fontsize=%d, fontcolor=\"%s\"];\n", n, strings.Join(lines, `\n`), xi, y, size, color)
-	}
-	// Lanes, top down.
-	y := float64(len(lanes)+2) * tlLane
+	fmt.Fprintf(&d.b, "  t%d [label=\"%s\", pos=\"%.3f,%.3f!\", fontsize=%d, fontcolor=\"%s\"];\n", d.n, strings.Join(lines, `\n`), x, y, size, color)
+}
+
+// lanes draws each lane's label and bar from y down; it returns the y
+// below the last.
+func (d *tlDrawing) lanes(lanes []lane, y float64) float64 {
 	for _, l := range lanes {
-		text(l.label, tlLeft/2, y, tlFont, "#222222")
-		x1, x2 := x(l.from), x(l.to)
+		d.text(l.label, tlLeft/2, y, tlFont, "#222222")
+		x1, x2 := d.x(l.from), d.x(l.to)
 		if x2-x1 < 0.04 {
 			x2 = x1 + 0.04
 		}
-		a, c := point(x1, y), point(x2, y)
-		fmt.Fprintf(&b, "  %s -> %s [penwidth=12, color=\"%s\"];\n", a, c, l.color)
-		if l.openBefore {
-			text("since "+l.from.UTC().Format("15:04:05"), x1+0.5, y+0.2, tlFont-2, "#555555")
+		d.line(x1, y, x2, y, 12, l.color)
+		if l.from.Before(d.t0) {
+			d.text("since "+l.from.UTC().Format("15:04:05"), x1+0.5, y+0.2, tlFont-2, "#555555")
 		}
-		text(l.barLabel, math.Min(x1+(x2-x1)/2, tlLeft+tlWidth-1.5), y-0.24, tlFont-2, "#333333")
+		d.text(l.barLabel, math.Min(x1+(x2-x1)/2, tlLeft+tlWidth-1.5), y-0.24, tlFont-2, "#333333")
 		y -= tlLane
 	}
-	// Event markers, numbered, on their own row above the axis.
-	mark := y
-	// Markers closer than a marker's width stack downwards.
+	return y
+}
+
+// markers places the numbered event markers on their row, stacking those
+// closer than a marker's width; it returns the axis' y below them.
+func (d *tlDrawing) markers(events []Event, mark float64) float64 {
 	var placed [][2]float64 // x, row
 	rows := 1
 	for i, e := range events {
-		mx, row := x(e.At), 0
+		mx, row := d.x(e.At), 0
 		for _, p := range placed {
 			if math.Abs(p[0]-mx) < 0.24 && int(p[1]) >= row {
 				row = int(p[1]) + 1
@@ -157,37 +182,41 @@ func TimelineDOT(inc analyze.Incident) string {
 		}
 		placed = append(placed, [2]float64{mx, float64(row)})
 		rows = max(rows, row+1)
-		n++
-		fmt.Fprintf(&b, "  m%d [shape=circle, style=filled, fillcolor=\"#37474f\", fontcolor=\"#ffffff\", fontsize=9, width=0.22, fixedsize=true, label=\"%d\", pos=\"%.3f,%.3f!\"];\n",
-			n, i+1, mx, mark-0.24*float64(row))
+		d.n++
+		fmt.Fprintf(&d.b, "  m%d [shape=circle, style=filled, fillcolor=\"#37474f\", fontcolor=\"#ffffff\", fontsize=9, width=0.22, fixedsize=true, label=\"%d\", pos=\"%.3f,%.3f!\"];\n",
+			d.n, i+1, mx, mark-0.24*float64(row))
 	}
-	// The axis with ticks at a round step.
-	axis := mark - 0.24*float64(rows-1) - 0.4
-	a, c := point(tlLeft, axis), point(tlLeft+tlWidth, axis)
-	fmt.Fprintf(&b, "  %s -> %s [penwidth=1.2, color=\"#444444\"];\n", a, c)
+	return mark - 0.24*float64(rows-1) - 0.4
+}
+
+// axis draws the time axis with ticks at a round step, in seconds from
+// the incident's start.
+func (d *tlDrawing) axis(start time.Time, y float64) {
+	d.line(tlLeft, y, tlLeft+tlWidth, y, 1.2, "#444444")
+	span := d.t1.Sub(d.t0)
 	step := niceStep(span.Seconds() / 8)
-	first := math.Ceil(t0.Sub(inc.Start).Seconds()/step) * step
-	for s := first; inc.Start.Add(time.Duration(s * float64(time.Second))).Before(t1); s += step {
-		at := inc.Start.Add(time.Duration(s * float64(time.Second)))
-		p, q := point(x(at), axis), point(x(at), axis-0.08)
-		fmt.Fprintf(&b, "  %s -> %s [penwidth=1, color=\"#444444\"];\n", p, q)
+	first := math.Ceil(d.t0.Sub(start).Seconds()/step) * step
+	for s := first; start.Add(time.Duration(s * float64(time.Second))).Before(d.t1); s += step {
+		at := start.Add(time.Duration(s * float64(time.Second)))
+		d.line(d.x(at), y, d.x(at), y-0.08, 1, "#444444")
 		v := roundTo(s, step)
 		tick := fmt.Sprintf("%+gs", v)
 		if math.Abs(v) < step/1e3 {
 			tick = "0s"
 		}
-		text(tick, x(at), axis-0.25, tlFont-2, "#444444")
+		d.text(tick, d.x(at), y-0.25, tlFont-2, "#444444")
 	}
-	text("seconds from the queue's first sample ("+inc.Start.UTC().Format("15:04:05.000")+" UTC)", tlLeft+tlWidth/2, axis-0.55, tlFont-1, "#444444")
-	// The legend: one left-aligned line per marker, in one block.
-	var legend []string
+	d.text("seconds from the queue's first sample ("+start.UTC().Format("15:04:05.000")+" UTC)", tlLeft+tlWidth/2, y-0.55, tlFont-1, "#444444")
+}
+
+// legend lists the markers, one left-aligned line each, below the axis.
+func (d *tlDrawing) legend(start time.Time, events []Event, axis float64) {
+	var lines []string
 	for i, e := range events {
-		legend = append(legend, dotStringN(fmt.Sprintf("%d   %s UTC   %s   %s", i+1, e.At.UTC().Format("15:04:05.000"), tplus(inc.Start, e.At), e.What), 130)+`\l`)
+		lines = append(lines, dotStringN(fmt.Sprintf("%d   %s UTC   %s   %s", i+1, e.At.UTC().Format("15:04:05.000"), tplus(start, e.At), e.What), 130)+`\l`)
 	}
 	ly := axis - 0.8 - 0.11*float64(len(events))
-	fmt.Fprintf(&b, "  legend [label=\"%s\", pos=\"%.3f,%.3f!\", fontsize=%d];\n", strings.Join(legend, ""), (tlLeft+tlWidth)/2, ly, tlFont-1)
-	b.WriteString("}\n")
-	return b.String()
+	fmt.Fprintf(&d.b, "  legend [label=\"%s\", pos=\"%.3f,%.3f!\", fontsize=%d];\n", strings.Join(lines, ""), (tlLeft+tlWidth)/2, ly, tlFont-1)
 }
 
 // lockWords names a root blocker's locks briefly.
