@@ -96,6 +96,11 @@ func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
 	p.Y.Label.Text = "sessions waiting"
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.TextStyle.Font.Size = font.Length(8)
+	// The same sans-serif face as the Graphviz pictures.
+	for _, f := range []*font.Font{&p.Title.TextStyle.Font, &p.X.Label.TextStyle.Font, &p.Y.Label.TextStyle.Font,
+		&p.X.Tick.Label.Font, &p.Y.Tick.Label.Font, &p.Legend.TextStyle.Font} {
+		f.Variant = "Sans"
+	}
 	x := func(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
 	p.X.Min, p.X.Max = x(from), x(to)
 	p.Y.Min = 0
