@@ -459,7 +459,11 @@ func mergeQueues(a, b []QueuePoint) []QueuePoint {
 	return out[:n]
 }
 
-// update records what one sample shows of an incident's component.
+// update records what one sample shows of an incident's component, one
+// concern at a time, in this order: the waits (and the DDL and kinds they
+// show), deadlock cycles, the sample's point in the series, the queue on
+// each relation, the wait-for edges, the root blockers, the protected
+// sessions.
 func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	in := unionNodes(nil, comp)
 	if inc.samples > 0 {
@@ -467,6 +471,22 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 	}
 	inc.samples++
 	inc.lastSeen = g.ts
+	count, queues := t.noteWaits(inc, g, comp)
+	t.closeEpisodes(inc, g)
+	if c := findCycle(g, in); c != nil {
+		t.noteCycle(inc, g, c)
+	}
+	t.notePoint(inc, g, comp, in, count)
+	t.noteQueues(inc, g, queues)
+	t.noteEdges(inc, g, in)
+	t.noteRoots(inc, g, in)
+	t.protect(inc, g, in)
+}
+
+// noteWaits follows each waiting session of the component: its wait, the
+// DDL or maintenance it shows, the lock types that decide the kind. It
+// returns how many waited and the waits on each relation's queue.
+func (t *tracker) noteWaits(inc *incState, g *graph, comp []Backend) (int, map[int64][]*wait) {
 	count := 0
 	queues := map[int64][]*wait{}
 	for _, b := range comp {
@@ -516,10 +536,12 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			inc.nonAdvisory = true
 		}
 	}
-	t.closeEpisodes(inc, g)
-	if c := findCycle(g, in); c != nil {
-		t.noteCycle(inc, g, c)
-	}
+	return count, queues
+}
+
+// notePoint adds the sample to the incident's series (waiters, those
+// behind each DDL, by application) and keeps the peak.
+func (t *tracker) notePoint(inc *incState, g *graph, comp []Backend, in map[Backend]bool, count int) {
 	inc.lastCount = count
 	pt := point{ts: g.ts, waiters: count, behind: map[Backend]int{}, byApp: map[string]int{}}
 	for _, b := range comp {
@@ -544,6 +566,11 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		}
 		inc.peakWaiting = pt.byApp
 	}
+}
+
+// noteQueues records each relation's queue depth and growth, and a zero
+// for a relation whose queue emptied since its last sample.
+func (t *tracker) noteQueues(inc *incState, g *graph, queues map[int64][]*wait) {
 	rels := make([]int64, 0, len(queues))
 	for rel := range queues {
 		rels = append(rels, rel)
@@ -584,6 +611,10 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 		inc.lastQueue[qp.Relation] = queueState{ts: g.ts, depth: qp.Depth, smoothed: qp.RateSmoothed}
 		inc.queue = append(inc.queue, qp)
 	}
+}
+
+// noteEdges logs the component's wait-for edges.
+func (t *tracker) noteEdges(inc *incState, g *graph, in map[Backend]bool) {
 	for _, e := range g.edges {
 		if in[e.Waiter] {
 			inc.edgeKinds[e.Kind]++
@@ -592,6 +623,11 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 				BlockerStart: time.UnixMicro(e.Blocker.Start).UTC(), Kind: e.Kind, Observed: e.Observed})
 		}
 	}
+}
+
+// noteRoots follows the root blockers (the locks of theirs that matter,
+// how long the same transaction blocked) and settles those gone.
+func (t *tracker) noteRoots(inc *incState, g *graph, in map[Backend]bool) {
 	// Root blockers, and the locks of theirs that matter.
 	roots := map[Backend]bool{}
 	for _, r := range g.roots() {
@@ -668,7 +704,6 @@ func (t *tracker) update(inc *incState, g *graph, comp []Backend) {
 			t.rootGone(rs, b, g)
 		}
 	}
-	t.protect(inc, g, in)
 }
 
 // protect notes sessions with protected roles that are in the incident or
