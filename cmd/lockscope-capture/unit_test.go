@@ -16,7 +16,7 @@ import (
 // installs it (`make postgres` installs it on Debian).
 func TestMakeInstallAndUnitVerifies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds both binaries through make")
+		t.Skip("skipped with -short: it builds both binaries through make")
 	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
