@@ -60,29 +60,7 @@ func (inc *incState) export(id int) Incident {
 			// counted in the contention summary, not named as a root.
 			continue
 		}
-		rb := RootBlocker{Session: r.info, TransactionAge: round3(r.xactAge), Locks: r.locks, WaiterSeconds: round3(r.waiterSec),
-			PeakBehind: r.peakBehind, FirstSeen: time.UnixMicro(r.first).UTC(), LastSeen: time.UnixMicro(r.last).UTC(), Ended: r.ended,
-			Persistent: true}
-		if rb.Locks == nil {
-			rb.Locks = []HeldLock{}
-		}
-		if r.prepared {
-			rb.Ended = false // it never had a backend
-		}
-		rb.Ending, rb.EndingEvidence = r.ending, r.evidence
-		if r.gone == 0 {
-			rb.Ending, rb.EndingEvidence = EndingStillBlocking, "still blocking when the recording ends"
-		}
-		rb.Outcome = rootOutcome(rb.Ending)
-		if r.gone != 0 {
-			g := time.UnixMicro(r.gone).UTC()
-			rb.Gone = &g
-			if inc.end != 0 {
-				d := round3(float64(inc.end-r.gone) / 1e6)
-				rb.DrainSeconds = &d
-			}
-		}
-		x.RootBlockers = append(x.RootBlockers, rb)
+		x.RootBlockers = append(x.RootBlockers, inc.exportRoot(r))
 	}
 	sort.SliceStable(x.RootBlockers, func(i, j int) bool { return x.RootBlockers[i].WaiterSeconds > x.RootBlockers[j].WaiterSeconds })
 	for _, w := range sortedWaiters(inc.waiters) {
@@ -91,49 +69,7 @@ func (inc *incState) export(id int) Incident {
 		x.Waiters = append(x.Waiters, s)
 	}
 	if d := principalDDL(inc.ddls); d != nil {
-		x.DDL = &DDL{PID: d.backend.PID, BackendStart: time.UnixMicro(d.backend.Start).UTC(), ApplicationName: d.info.ApplicationName,
-			Query: d.info.Query, Relation: d.relation, Mode: d.mode, Waited: round3(d.waited), Attempts: d.attempts,
-			Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind, Class: d.class}
-		if d.class == DDLOnline {
-			x.DDL.WaitPhase = onlinePhase(d, inc)
-		}
-		if d.firstWait != 0 {
-			fw := time.UnixMicro(d.firstWait).UTC()
-			x.DDL.FirstWait = &fw
-		}
-		if d.settled != 0 {
-			st := time.UnixMicro(d.settled).UTC()
-			x.DDL.Settled = &st
-		}
-		x.DDL.AttemptLog = append([]Attempt{}, d.log...)
-		if d.waiting {
-			x.DDL.AttemptLog = append(x.DDL.AttemptLog, Attempt{Start: time.UnixMicro(d.curStartTS).UTC(), Waited: round3(d.waited - d.waitedBefore),
-				Outcome: d.outcome, Evidence: d.evidence})
-		}
-		if d.xactStart != 0 {
-			xs := time.UnixMicro(d.xactStart).UTC()
-			x.DDL.XactStart = &xs
-		}
-		x.DDL.LockStatement, x.DDL.QueryNote = d.lockStmt, d.queryNote
-		if d.held && d.attempts == 0 {
-			x.DDL.Outcome = OutcomeHeld
-			x.DDL.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)
-		}
-		if d.attempts > 1 {
-			gaveUp := 0
-			for _, a := range d.log[:max(len(d.log)-1, 0)] {
-				if a.Outcome == OutcomeGaveUp || a.Outcome == OutcomeCancelled {
-					gaveUp++
-				}
-			}
-			switch {
-			case d.outcome == OutcomeGaveUp && gaveUp == len(d.log)-1:
-				x.DDL.Outcome = OutcomeLockTimeout
-				x.DDL.Evidence = fmt.Sprintf("%d separate waits for %s, each given up while its blocker still held the lock: a lock_timeout (or statement_timeout) with retries, none of which got the lock; the last: %s", d.attempts, d.mode, d.evidence)
-			case gaveUp > 0:
-				x.DDL.Evidence = fmt.Sprintf("attempt %d of %d: %s; the %d before gave up while the blocker held its lock (lock_timeout retries)", d.attempts, d.attempts, d.evidence, gaveUp)
-			}
-		}
+		x.DDL = inc.exportDDL(d)
 	}
 	x.Waiting = inc.waiting()
 	if inc.cycle != nil {
@@ -151,6 +87,82 @@ func (inc *incState) export(id int) Incident {
 	x.EndedBy, x.Ending = endedBy(&x)
 	x.Applications = inc.applications(x.Waiters)
 	return x
+}
+
+// exportRoot projects a persistent root blocker into the model.
+func (inc *incState) exportRoot(r *rootState) RootBlocker {
+	rb := RootBlocker{Session: r.info, TransactionAge: round3(r.xactAge), Locks: r.locks, WaiterSeconds: round3(r.waiterSec),
+		PeakBehind: r.peakBehind, FirstSeen: time.UnixMicro(r.first).UTC(), LastSeen: time.UnixMicro(r.last).UTC(), Ended: r.ended,
+		Persistent: true}
+	if rb.Locks == nil {
+		rb.Locks = []HeldLock{}
+	}
+	if r.prepared {
+		rb.Ended = false // it never had a backend
+	}
+	rb.Ending, rb.EndingEvidence = r.ending, r.evidence
+	if r.gone == 0 {
+		rb.Ending, rb.EndingEvidence = EndingStillBlocking, "still blocking when the recording ends"
+	}
+	rb.Outcome = rootOutcome(rb.Ending)
+	if r.gone != 0 {
+		g := time.UnixMicro(r.gone).UTC()
+		rb.Gone = &g
+		if inc.end != 0 {
+			d := round3(float64(inc.end-r.gone) / 1e6)
+			rb.DrainSeconds = &d
+		}
+	}
+	return rb
+}
+
+// exportDDL projects the incident's principal DDL into the model: every
+// attempt, and the outcome over all of them.
+func (inc *incState) exportDDL(d *ddlState) *DDL {
+	out := &DDL{PID: d.backend.PID, BackendStart: time.UnixMicro(d.backend.Start).UTC(), ApplicationName: d.info.ApplicationName,
+		Query: d.info.Query, Relation: d.relation, Mode: d.mode, Waited: round3(d.waited), Attempts: d.attempts,
+		Outcome: d.outcome, Evidence: d.evidence, QueuedBehind: d.behind, Class: d.class}
+	if d.class == DDLOnline {
+		out.WaitPhase = onlinePhase(d, inc)
+	}
+	if d.firstWait != 0 {
+		fw := time.UnixMicro(d.firstWait).UTC()
+		out.FirstWait = &fw
+	}
+	if d.settled != 0 {
+		st := time.UnixMicro(d.settled).UTC()
+		out.Settled = &st
+	}
+	out.AttemptLog = append([]Attempt{}, d.log...)
+	if d.waiting {
+		out.AttemptLog = append(out.AttemptLog, Attempt{Start: time.UnixMicro(d.curStartTS).UTC(), Waited: round3(d.waited - d.waitedBefore),
+			Outcome: d.outcome, Evidence: d.evidence})
+	}
+	if d.xactStart != 0 {
+		xs := time.UnixMicro(d.xactStart).UTC()
+		out.XactStart = &xs
+	}
+	out.LockStatement, out.QueryNote = d.lockStmt, d.queryNote
+	if d.held && d.attempts == 0 {
+		out.Outcome = OutcomeHeld
+		out.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)
+	}
+	if d.attempts > 1 {
+		gaveUp := 0
+		for _, a := range d.log[:max(len(d.log)-1, 0)] {
+			if a.Outcome == OutcomeGaveUp || a.Outcome == OutcomeCancelled {
+				gaveUp++
+			}
+		}
+		switch {
+		case d.outcome == OutcomeGaveUp && gaveUp == len(d.log)-1:
+			out.Outcome = OutcomeLockTimeout
+			out.Evidence = fmt.Sprintf("%d separate waits for %s, each given up while its blocker still held the lock: a lock_timeout (or statement_timeout) with retries, none of which got the lock; the last: %s", d.attempts, d.mode, d.evidence)
+		case gaveUp > 0:
+			out.Evidence = fmt.Sprintf("attempt %d of %d: %s; the %d before gave up while the blocker held its lock (lock_timeout retries)", d.attempts, d.attempts, d.evidence, gaveUp)
+		}
+	}
+	return out
 }
 
 func sortedRoots(m map[Backend]*rootState) []*rootState {
