@@ -85,35 +85,7 @@ func (t *tracker) observe(g *graph) {
 	if g.backends != nil {
 		t.noticeOperators(g)
 	}
-	// Time since the previous full sample, less any gap: what was seen
-	// then is assumed to have lasted until now.
-	var dt float64
-	if t.lastTS != 0 {
-		d := g.ts - t.lastTS - t.gapOverlap(t.lastTS, g.ts)
-		dt = float64(max(d, 0)) / 1e6
-	}
-	for _, inc := range t.open {
-		inc.waiterSec += float64(inc.lastCount) * dt
-		if n := len(inc.series); n > 0 && inc.series[n-1].ts == t.lastTS {
-			inc.series[n-1].dt = dt
-		}
-		for _, r := range inc.roots {
-			if r.gone == 0 {
-				r.waiterSec += float64(r.lastBehind) * dt
-			}
-		}
-		for _, w := range inc.waiters {
-			if w.last == t.lastTS {
-				w.waited += dt
-			}
-		}
-		for _, d := range inc.ddls {
-			if d.waiting {
-				d.waited += dt
-			}
-		}
-	}
-
+	t.advance(g.ts)
 	matched := map[*incState]bool{}
 	for _, comp := range g.components() {
 		hasWait := slices.ContainsFunc(comp, g.waiting)
@@ -192,6 +164,38 @@ func (t *tracker) observe(g *graph) {
 	t.followAll(g)
 	t.lastTS = g.ts
 	t.lastGraph = g
+}
+
+// advance counts the time since the previous full sample, less any gap,
+// into the open incidents: what was seen then is taken to have lasted
+// until now.
+func (t *tracker) advance(ts int64) {
+	var dt float64
+	if t.lastTS != 0 {
+		d := ts - t.lastTS - t.gapOverlap(t.lastTS, ts)
+		dt = float64(max(d, 0)) / 1e6
+	}
+	for _, inc := range t.open {
+		inc.waiterSec += float64(inc.lastCount) * dt
+		if n := len(inc.series); n > 0 && inc.series[n-1].ts == t.lastTS {
+			inc.series[n-1].dt = dt
+		}
+		for _, r := range inc.roots {
+			if r.gone == 0 {
+				r.waiterSec += float64(r.lastBehind) * dt
+			}
+		}
+		for _, w := range inc.waiters {
+			if w.last == t.lastTS {
+				w.waited += dt
+			}
+		}
+		for _, d := range inc.ddls {
+			if d.waiting {
+				d.waited += dt
+			}
+		}
+	}
 }
 
 func unionNodes(m map[Backend]bool, comp []Backend) map[Backend]bool {
