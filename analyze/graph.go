@@ -114,7 +114,44 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 	if quiet && len(s.edges) == 0 && !slices.ContainsFunc(s.locks, func(l recording.Lock) bool { return !l.Granted }) {
 		return &graph{ts: s.tick.TS, sampleID: s.tick.SampleID, waits: map[Backend]*wait{}}
 	}
-	g := &graph{
+	gb := newGraphBuilder(s)
+	gb.indexLocks()
+	gb.edgesFromLocks()
+	gb.edgesFromBlockingPIDs()
+	g := gb.g
+	slices.SortFunc(g.edges, func(a, b WaitEdge) int {
+		if c := comparePID(a.Waiter, b.Waiter); c != 0 {
+			return c
+		}
+		return comparePID(a.Blocker, b.Blocker)
+	})
+	return g
+}
+
+// graphBuilder holds what building one sample's graph needs between its
+// steps: who is whose parallel leader, the prepared transactions, and
+// each lock tag's holders and queue.
+type graphBuilder struct {
+	g        *graph
+	s        *snapshot
+	recorder int32
+	leader   map[int32]int32
+	byXID    map[int64]*recording.PreparedXact
+	xids     map[string]int64
+	holders  map[tag][]*recording.Lock
+	owner    map[*recording.Lock]Backend
+	queued   map[tag][]*wait
+	index    map[[2]Backend]int
+}
+
+// newGraphBuilder indexes the sample's backends, leaving out the
+// recorder's own session.
+func newGraphBuilder(s *snapshot) *graphBuilder {
+	gb := &graphBuilder{s: s, recorder: s.tick.CapturePID, leader: map[int32]int32{},
+		byXID: map[int64]*recording.PreparedXact{}, xids: preparedXIDs(s.locks),
+		holders: map[tag][]*recording.Lock{}, owner: map[*recording.Lock]Backend{}, queued: map[tag][]*wait{},
+		index: map[[2]Backend]int{}}
+	gb.g = &graph{
 		ts: s.tick.TS, sampleID: s.tick.SampleID,
 		backends: make(map[Backend]*recording.Activity, len(s.activity)),
 		byPID:    make(map[int32]Backend, len(s.activity)),
@@ -124,117 +161,130 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 	}
 	for _, sv := range s.servers {
 		if sv.RemotePID != 0 {
-			g.pooled[sv.RemotePID] = true
+			gb.g.pooled[sv.RemotePID] = true
 		}
 	}
-	recorder := s.tick.CapturePID
-	leader := map[int32]int32{}
 	for i := range s.activity {
 		a := &s.activity[i]
-		if a.PID == recorder || (s.recorderApp != "" && a.ApplicationName == s.recorderApp) {
+		if a.PID == gb.recorder || (s.recorderApp != "" && a.ApplicationName == s.recorderApp) {
 			continue
 		}
 		b := Backend{a.PID, a.BackendStart}
-		g.backends[b] = a
-		g.byPID[a.PID] = b
+		gb.g.backends[b] = a
+		gb.g.byPID[a.PID] = b
 		if a.LeaderPID != 0 && a.LeaderPID != a.PID {
-			leader[a.PID] = a.LeaderPID
+			gb.leader[a.PID] = a.LeaderPID
 		}
 	}
-	// A parallel worker's locks count as its leader's, as
-	// pg_blocking_pids reports them.
-	backendOf := func(pid int32) (Backend, bool) {
-		if pid == 0 {
-			return Backend{}, true // a prepared transaction
-		}
-		if l, ok := leader[pid]; ok {
-			pid = l
-		}
-		if pid == recorder {
-			return Backend{}, false
-		}
-		b, ok := g.byPID[pid]
-		if !ok {
-			b = Backend{PID: pid} // ended between the two scans
-		}
-		return b, true
-	}
-
 	// Prepared transactions are named by their pg_prepared_xacts row.
-	byXID := map[int64]*recording.PreparedXact{}
 	for i := range s.prepared {
-		byXID[s.prepared[i].Transaction] = &s.prepared[i]
+		gb.byXID[s.prepared[i].Transaction] = &s.prepared[i]
 	}
-	xids := preparedXIDs(s.locks)
-	lockOwner := func(l *recording.Lock) (Backend, bool) {
-		if l.PID == 0 {
-			b := Backend{}
-			if p := byXID[xids[l.VirtualTransaction]]; p != nil {
-				b.Start = p.Prepared
-				if g.prepared == nil {
-					g.prepared = map[Backend]*recording.PreparedXact{}
-				}
-				g.prepared[b] = p
-			}
-			return b, true
+	return gb
+}
+
+// backendOf is the backend a pid stands for: a parallel worker's locks
+// count as its leader's, as pg_blocking_pids reports them; false for the
+// recorder.
+func (gb *graphBuilder) backendOf(pid int32) (Backend, bool) {
+	if pid == 0 {
+		return Backend{}, true // a prepared transaction
+	}
+	if l, ok := gb.leader[pid]; ok {
+		pid = l
+	}
+	if pid == gb.recorder {
+		return Backend{}, false
+	}
+	b, ok := gb.g.byPID[pid]
+	if !ok {
+		b = Backend{PID: pid} // ended between the two scans
+	}
+	return b, true
+}
+
+// lockOwner is the backend, or the prepared transaction, a lock row
+// belongs to.
+func (gb *graphBuilder) lockOwner(l *recording.Lock) (Backend, bool) {
+	if l.PID != 0 {
+		return gb.backendOf(l.PID)
+	}
+	b := Backend{}
+	if p := gb.byXID[gb.xids[l.VirtualTransaction]]; p != nil {
+		b.Start = p.Prepared
+		if gb.g.prepared == nil {
+			gb.g.prepared = map[Backend]*recording.PreparedXact{}
 		}
-		return backendOf(l.PID)
+		gb.g.prepared[b] = p
 	}
-	holders := map[tag][]*recording.Lock{}
-	owner := map[*recording.Lock]Backend{}
-	queued := map[tag][]*wait{}
-	for i := range s.locks {
-		l := &s.locks[i]
-		b, ok := lockOwner(l)
+	return b, true
+}
+
+// indexLocks sorts the lock rows into each backend's granted locks and
+// each tag's holders and waiters.
+func (gb *graphBuilder) indexLocks() {
+	for i := range gb.s.locks {
+		l := &gb.s.locks[i]
+		b, ok := gb.lockOwner(l)
 		if !ok {
 			continue
 		}
 		t := tagOf(l)
 		if l.Granted {
-			holders[t] = append(holders[t], l)
-			owner[l] = b
-			g.held[b] = append(g.held[b], l)
+			gb.holders[t] = append(gb.holders[t], l)
+			gb.owner[l] = b
+			gb.g.held[b] = append(gb.g.held[b], l)
 			continue
 		}
 		if l.PID == 0 {
 			continue
 		}
 		w := &wait{backend: b, tag: t, mode: l.Mode, waitStart: l.WaitStart}
-		g.waits[b] = w
-		queued[t] = append(queued[t], w)
+		gb.g.waits[b] = w
+		gb.queued[t] = append(gb.queued[t], w)
 	}
+}
 
-	type pair struct{ w, b Backend }
-	index := map[pair]int{}
-	add := func(e WaitEdge) {
-		k := pair{e.Waiter, e.Blocker}
-		if i, ok := index[k]; ok {
-			g.edges[i].Observed = g.edges[i].Observed || e.Observed
-			return
-		}
-		index[k] = len(g.edges)
-		g.edges = append(g.edges, e)
+// add adds an edge, or marks an existing one observed.
+func (gb *graphBuilder) add(e WaitEdge) {
+	k := [2]Backend{e.Waiter, e.Blocker}
+	if i, ok := gb.index[k]; ok {
+		gb.g.edges[i].Observed = gb.g.edges[i].Observed || e.Observed
+		return
 	}
-	for _, w := range sortedWaits(g.waits) {
-		for _, h := range holders[w.tag] {
-			hb := owner[h]
+	gb.index[k] = len(gb.g.edges)
+	gb.g.edges = append(gb.g.edges, e)
+}
+
+// edgesFromLocks adds the hard edges (a conflicting granted lock) and
+// the inferred soft ones (an earlier conflicting waiter on the same tag).
+func (gb *graphBuilder) edgesFromLocks() {
+	for _, w := range sortedWaits(gb.g.waits) {
+		for _, h := range gb.holders[w.tag] {
+			hb := gb.owner[h]
 			if hb != w.backend && Conflicts(w.mode, h.Mode) {
-				add(WaitEdge{Waiter: w.backend, Blocker: hb, Kind: EdgeHard})
+				gb.add(WaitEdge{Waiter: w.backend, Blocker: hb, Kind: EdgeHard})
 			}
 		}
-		for _, v := range queued[w.tag] {
+		for _, v := range gb.queued[w.tag] {
 			if v.backend != w.backend && v.waitStart != 0 && w.waitStart != 0 && v.waitStart < w.waitStart && Conflicts(w.mode, v.mode) {
-				add(WaitEdge{Waiter: w.backend, Blocker: v.backend, Kind: EdgeSoftInferred})
+				gb.add(WaitEdge{Waiter: w.backend, Blocker: v.backend, Kind: EdgeSoftInferred})
 			}
 		}
 	}
-	for i := range s.edges {
-		e := &s.edges[i]
-		wb, ok := backendOf(e.PID)
+}
+
+// edgesFromBlockingPIDs confirms edges pg_blocking_pids reported, and
+// adds the soft ones pg_locks could not show.
+func (gb *graphBuilder) edgesFromBlockingPIDs() {
+	g := gb.g
+	for i := range gb.s.edges {
+		e := &gb.s.edges[i]
+		wb, ok := gb.backendOf(e.PID)
 		if !ok {
 			continue
 		}
-		bb, ok := backendOf(e.BlockingPID)
+		bb, ok := gb.backendOf(e.BlockingPID)
 		if !ok || wb == bb {
 			continue
 		}
@@ -257,23 +307,15 @@ func buildGraph(s *snapshot, quiet bool) *graph {
 				}
 			}
 		}
-		k := pair{wb, bb}
-		if j, ok := index[k]; ok {
+		if j, ok := gb.index[[2]Backend{wb, bb}]; ok {
 			g.edges[j].Observed = true
 			if g.edges[j].Kind == EdgeSoftInferred {
 				g.edges[j].Kind = EdgeSoftObserved
 			}
 			continue
 		}
-		add(WaitEdge{Waiter: wb, Blocker: bb, Kind: EdgeSoftObserved, Observed: true})
+		gb.add(WaitEdge{Waiter: wb, Blocker: bb, Kind: EdgeSoftObserved, Observed: true})
 	}
-	slices.SortFunc(g.edges, func(a, b WaitEdge) int {
-		if c := comparePID(a.Waiter, b.Waiter); c != 0 {
-			return c
-		}
-		return comparePID(a.Blocker, b.Blocker)
-	})
-	return g
 }
 
 func comparePID(a, b Backend) int {
