@@ -88,39 +88,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		rec.AbsentColumns = []string{}
 	}
 
-	// Relation names and events are small: read them up front.
-	rels := map[int64]string{}
-	var events []recording.Event
-	for _, s := range segs {
-		if err := readAll(ctx, cfg.Allocator, s.Files[recording.TableRelations], convRelation, func(r *recording.Relation) {
-			name := r.Name
-			if r.Schema != "public" && r.Schema != "" {
-				name = r.Schema + "." + r.Name
-			}
-			rels[r.Relation] = name
-		}); err != nil {
-			return nil, err
-		}
-		if err := readAll(ctx, cfg.Allocator, s.Files[recording.TableEvents], convEvent, func(e *recording.Event) {
-			events = append(events, *e)
-		}); err != nil {
-			return nil, err
-		}
+	rels, events, err := readSmallTables(ctx, cfg, segs)
+	if err != nil {
+		return nil, err
 	}
-	rec.Gaps = []Gap{}
-	for _, e := range events {
-		if e.Kind == recording.EventGap {
-			rec.Gaps = append(rec.Gaps, Gap{Start: time.UnixMicro(e.GapStart).UTC(), End: time.UnixMicro(e.GapEnd).UTC(), Reason: e.Message})
-		}
-	}
-	// Between two segments of one recorder run nothing is lost; a recorder
-	// that was not running leaves a hole the next run's start event marks.
-	for i := 1; i < len(segs); i++ {
-		prev, next := segs[i-1].Meta, segs[i].Meta
-		if hole := next.StartUS - prev.EndUS; hole > 2*max(prev.FullIntervalMS, prev.ProbeIntervalMS)*1000+1e6 && !coveredByGap(rec.Gaps, prev.EndUS, next.StartUS) {
-			rec.Gaps = append(rec.Gaps, Gap{Start: time.UnixMicro(prev.EndUS).UTC(), End: time.UnixMicro(next.StartUS).UTC(), Reason: "no recorder running"})
-		}
-	}
+	rec.Gaps = gapsOf(events, segs)
 
 	tr := newTracker(cfg.MinDuration, cfg.MergeWithin, rels, rec.Gaps)
 	for _, s := range segs {
@@ -176,6 +148,50 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Incidents = tr.finish(rec.PendingModules)
 	deployEvents(res, events)
 	return res, nil
+}
+
+// readSmallTables reads the relation names and the events of every
+// segment up front: they are small.
+func readSmallTables(ctx context.Context, cfg Config, segs []recording.Segment) (map[int64]string, []recording.Event, error) {
+	rels := map[int64]string{}
+	var events []recording.Event
+	for _, s := range segs {
+		if err := readAll(ctx, cfg.Allocator, s.Files[recording.TableRelations], convRelation, func(r *recording.Relation) {
+			name := r.Name
+			if r.Schema != "public" && r.Schema != "" {
+				name = r.Schema + "." + r.Name
+			}
+			rels[r.Relation] = name
+		}); err != nil {
+			return nil, nil, err
+		}
+		if err := readAll(ctx, cfg.Allocator, s.Files[recording.TableEvents], convEvent, func(e *recording.Event) {
+			events = append(events, *e)
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return rels, events, nil
+}
+
+// gapsOf lists the stretches with no samples: the recorder's gap events,
+// and the holes between two runs of it. Between two segments of one run
+// nothing is lost; a recorder that was not running leaves a hole the
+// next run's start event marks.
+func gapsOf(events []recording.Event, segs []recording.Segment) []Gap {
+	gaps := []Gap{}
+	for _, e := range events {
+		if e.Kind == recording.EventGap {
+			gaps = append(gaps, Gap{Start: time.UnixMicro(e.GapStart).UTC(), End: time.UnixMicro(e.GapEnd).UTC(), Reason: e.Message})
+		}
+	}
+	for i := 1; i < len(segs); i++ {
+		prev, next := segs[i-1].Meta, segs[i].Meta
+		if hole := next.StartUS - prev.EndUS; hole > 2*max(prev.FullIntervalMS, prev.ProbeIntervalMS)*1000+1e6 && !coveredByGap(gaps, prev.EndUS, next.StartUS) {
+			gaps = append(gaps, Gap{Start: time.UnixMicro(prev.EndUS).UTC(), End: time.UnixMicro(next.StartUS).UTC(), Reason: "no recorder running"})
+		}
+	}
+	return gaps
 }
 
 // segments lists the sealed segments of cfg's directories within its time
