@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -117,7 +118,15 @@ var nameHints = []struct {
 	{regexp.MustCompile(`(?i)migrat|upgrade|flyway|liquibase|alembic|odoo-bin\s+-u`), RoleMigration},
 }
 
+// hintWords are the words every name hint needs: most application names
+// (odoo-4101, …) have none, and are turned away without a regexp.
+var hintWords = []string{"cron", "sched", "job", "migrat", "upgrade", "flyway", "liquibase", "alembic", "odoo-bin"}
+
 func nameHint(app string) (string, bool) {
+	lower := strings.ToLower(app)
+	if !slices.ContainsFunc(hintWords, func(w string) bool { return strings.Contains(lower, w) }) {
+		return "", false
+	}
 	for _, h := range nameHints {
 		if h.re.MatchString(app) {
 			return h.role, true
