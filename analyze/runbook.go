@@ -80,12 +80,12 @@ func runbook(x *Incident, inc *incState, pendingModules []string) Runbook {
 		Answer:   yesNo(x.PeakWaiters >= 3),
 		Evidence: fmt.Sprintf("peak %d waiting at %s; %.1f waiter-seconds over %.1f s", x.PeakWaiters, x.PeakAt.Format("15:04:05"), x.WaiterSeconds, x.Duration),
 	})
-	hot := hotRelations(x.Relations)
 	if d := x.DDL; d != nil {
+		hot, why := hotTable(d)
 		rb.Signals = append(rb.Signals, Check{
 			Question: "a migration/DDL statement waiting or holding a lock on a hot table",
-			Answer:   yesNo(slices.Contains(HotTables, bareName(d.Relation))),
-			Evidence: fmt.Sprintf("pid %d %s %s on %s: %s", d.PID, ddlVerb(d), d.Mode, d.Relation, oneLine(d.Query, 120)),
+			Answer:   yesNo(hot),
+			Evidence: fmt.Sprintf("pid %d %s %s on %s (%s): %s", d.PID, ddlVerb(d), d.Mode, d.Relation, why, oneLine(d.Query, 120)),
 		})
 	} else {
 		rb.Signals = append(rb.Signals, Check{Question: "a migration/DDL statement waiting or holding a lock on a hot table", Answer: "no",
@@ -96,9 +96,10 @@ func runbook(x *Incident, inc *incState, pendingModules []string) Runbook {
 
 	// Triage checklist.
 	if d := x.DDL; d != nil {
+		hot, why := hotTable(d)
 		rb.Triage = append(rb.Triage, Check{Question: "is a DDL requesting or holding AccessExclusiveLock on a hot table?",
-			Answer:   yesNo(d.Mode == "AccessExclusiveLock" && len(hot) > 0),
-			Evidence: fmt.Sprintf("%s %s on %s", ddlVerb(d), d.Mode, d.Relation)})
+			Answer:   yesNo(d.Mode == "AccessExclusiveLock" && hot),
+			Evidence: fmt.Sprintf("%s %s on %s (%s)", ddlVerb(d), d.Mode, d.Relation, why)})
 	} else {
 		rb.Triage = append(rb.Triage, Check{Question: "is a DDL requesting or holding AccessExclusiveLock on a hot table?", Answer: "no", Evidence: x.Kind})
 	}
@@ -166,14 +167,18 @@ func ddlVerb(d *DDL) string {
 	return "requests"
 }
 
-func hotRelations(rels []string) []string {
-	var out []string
-	for _, r := range rels {
-		if slices.Contains(HotTables, bareName(r)) {
-			out = append(out, r)
-		}
+// hotTable says whether the DDL's table is hot, and why: a table is hot
+// when the recording shows other sessions queued for it behind the DDL,
+// whatever its name, or when the runbook names it as one every request
+// touches.
+func hotTable(d *DDL) (bool, string) {
+	switch {
+	case d.QueuedBehind > 0:
+		return true, fmt.Sprintf("%d session(s) queued for it behind the DDL", d.QueuedBehind)
+	case slices.Contains(HotTables, bareName(d.Relation)):
+		return true, "a table the runbook names as hot; no session was seen queued behind the DDL"
 	}
-	return out
+	return false, "no session was seen queued behind the DDL"
 }
 
 // bareName strips a schema qualification.
