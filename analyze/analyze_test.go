@@ -169,11 +169,15 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 		{"alter-disconnects", scenario.Options{Table: "res_partner", Workers: 5, AppPrefix: "portal"}},
 		{"dump-vs-alter-cancelled", scenario.Options{Table: "stock_quant", Workers: 5, AppPrefix: "odoo"}},
 		{"cron-vs-alter", scenario.Options{Table: "hr_payslip", Workers: 4, AppPrefix: "odoo", HiddenOperator: true}},
+		{"migration-holds-lock", scenario.Options{Table: "project_task", Workers: 4, AppPrefix: "web", MigrationRollsBack: true}},
 	}
 	for _, c := range cases {
 		name := c.scenario
 		if c.opts.HiddenOperator {
 			name += "/hidden-operator"
+		}
+		if c.opts.MigrationRollsBack {
+			name += "/rolled-back"
 		}
 		t.Run(name, func(t *testing.T) {
 			truth, res := record(t, c.scenario, c.opts)
@@ -218,16 +222,21 @@ var expectations = map[string]expectation{
 	// the DDL, whose wait ended in that interval, got its lock first.
 	"cron-vs-alter/hidden-operator": {analyze.KindDDLLockQueue, analyze.OutcomeUnknown, 1, analyze.RoleOdooCron, "gone", true, "",
 		[]string{analyze.EndingLeft}, nil, analyze.PathCannotTell, analyze.EndedByBlocker, ""},
+	// The migration's COMMIT is its last statement: committed, the
+	// change in place.
 	"migration-holds-lock": {analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released", false, "",
-		[]string{analyze.EndingTransactionEnded}, nil, analyze.PathCannotTell, analyze.EndedByBlocker, ""},
+		[]string{analyze.EndingCommitted}, nil, analyze.PathFinishForward, analyze.EndedByBlocker, ""},
+	// The same, ending with ROLLBACK: the change is not in place.
+	"migration-holds-lock/rolled-back": {analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released", false, "",
+		[]string{analyze.EndingRolledBack}, nil, analyze.PathRollBack, analyze.EndedByBlocker, ""},
 	"lock-timeout-retry": {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 2, analyze.RoleOdooCron, "released", false, "",
-		[]string{analyze.EndingTransactionEnded}, nil, analyze.PathFinishForward, analyze.EndedByBlocker, ""},
+		[]string{analyze.EndingCommitted}, nil, analyze.PathFinishForward, analyze.EndedByBlocker, ""},
 	"chain": {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooHTTP, "terminated", true, "",
 		[]string{analyze.EndingTerminated}, nil, analyze.PathFinishForward, analyze.EndedByBlocker, "terminate root"},
 	"row-contention": {analyze.KindRowLock, "", 0, analyze.RoleOdooHTTP, "released", false, "",
-		[]string{analyze.EndingTransactionEnded}, nil, analyze.PathNone, analyze.EndedByBlocker, ""},
+		[]string{analyze.EndingCommitted}, nil, analyze.PathNone, analyze.EndedByBlocker, ""},
 	"create-index-pgdump": {analyze.KindDDLLockQueue, analyze.OutcomeHeld, 0, analyze.RoleMigration, "released", false, "",
-		[]string{analyze.EndingTransactionEnded}, nil, analyze.PathCannotTell, analyze.EndedByBlocker, ""},
+		[]string{analyze.EndingCommitted}, nil, analyze.PathFinishForward, analyze.EndedByBlocker, ""},
 	// A cancelled statement outside a transaction block ends its
 	// transaction: the cancel, seen, is what tells.
 	"report-vs-alter": {analyze.KindDDLLockQueue, analyze.OutcomeGranted, 1, analyze.RoleOdooHTTP, "released", true, "cancel",
@@ -249,7 +258,7 @@ var kindEndings = map[string]expectation{
 	// and the ALTER behind it got its lock.
 	"prepared-root": {Outcome: analyze.OutcomeGranted, RootEndings: []string{analyze.EndingPreparedRolledBack}, Path: analyze.PathFinishForward,
 		EndedBy: analyze.EndedByBlocker, Operator: "rollback prepared"},
-	"advisory-queue": {RootEndings: []string{analyze.EndingTransactionEnded}, EndedBy: analyze.EndedByBlocker},
+	"advisory-queue": {RootEndings: []string{analyze.EndingCommitted}, EndedBy: analyze.EndedByBlocker},
 }
 
 // checkIncident compares an analysis with what was staged.

@@ -285,6 +285,8 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 	case prev.XactStart != 0 && a.XactStart == prev.XactStart:
 		rs.ending = EndingReleased
 		rs.evidence = fmt.Sprintf("by %s its locks were gone while pg_stat_activity still showed the same transaction (begun at %s; state %q): a rollback to a savepoint, a statement's own lock, or a backend being terminated (still listed while it exits) — the recording cannot tell which", now, clock(prev.XactStart), a.State)
+	case lastStmtTells(prev, rs.last, a):
+		rs.ending, rs.evidence = lastStatementEnds(prev.State, rs.last, a)
 	case strings.Contains(prev.State, "aborted"):
 		rs.ending = EndingRolledBack
 		rs.evidence = fmt.Sprintf("its transaction was seen aborted at %s; by %s it had ended and the session stayed connected (state %q): a rollback", seen, now, a.State)
@@ -503,7 +505,7 @@ func (t *tracker) following() bool {
 	for _, list := range [][]*incState{t.open, t.done} {
 		for _, inc := range list {
 			for _, d := range inc.ddls {
-				if d.follow {
+				if d.follow || d.cw.on {
 					return true
 				}
 			}
@@ -512,7 +514,8 @@ func (t *tracker) following() bool {
 	return false
 }
 
-// followAll advances every followed DDL by one sample.
+// followAll advances every followed DDL, and every DDL transaction
+// watched for its commit, by one sample.
 func (t *tracker) followAll(g *graph) {
 	if g.backends == nil {
 		return
@@ -522,6 +525,9 @@ func (t *tracker) followAll(g *graph) {
 			for _, d := range inc.ddls {
 				if d.follow {
 					t.followDDL(d, g)
+				}
+				if d.cw.on && !d.waiting && g.ts > d.cw.lastOpen {
+					t.stepCommit(d, g)
 				}
 			}
 		}
@@ -602,8 +608,10 @@ func endingWords(e string) string {
 	switch e {
 	case EndingTransactionEnded:
 		return "ended its transaction (committed or rolled back) and stayed connected"
+	case EndingCommitted:
+		return "committed its transaction and stayed connected"
 	case EndingRolledBack:
-		return "rolled back its failed transaction and stayed connected"
+		return "rolled back its transaction and stayed connected"
 	case EndingCancelled:
 		return "was cancelled and stayed connected"
 	case EndingReleased:

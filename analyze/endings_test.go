@@ -102,7 +102,7 @@ func TestRetryAfterTimeoutThatRacedTheCommit(t *testing.T) {
 	if a := d.AttemptLog[1]; a.Waited != 0 || !strings.Contains(a.Evidence, "without being seen waiting") {
 		t.Errorf("second attempt %+v", a)
 	}
-	if r := incs[0].RootBlockers[0]; r.Ending != EndingTransactionEnded || r.Outcome != "released" {
+	if r := incs[0].RootBlockers[0]; r.Ending != EndingCommitted || r.Outcome != "released" {
 		t.Errorf("root ending %q (%s), outcome %q", r.Ending, r.EndingEvidence, r.Outcome)
 	}
 }

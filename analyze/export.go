@@ -143,6 +143,11 @@ func (inc *incState) exportDDL(d *ddlState) *DDL {
 		out.XactStart = &xs
 	}
 	out.LockStatement, out.QueryNote = d.lockStmt, d.queryNote
+	out.Commit, out.CommitEvidence = d.commit, d.commitEvidence
+	if d.cw.on {
+		out.Commit = CommitOpen
+		out.CommitEvidence = fmt.Sprintf("the recording ends with its transaction (begun at %s) still open (%q at %s): the change is not committed yet", clock(d.cw.xact), d.cw.lastState, clock(d.cw.lastOpen))
+	}
 	if d.held && d.attempts == 0 {
 		out.Outcome = OutcomeHeld
 		out.Evidence = fmt.Sprintf("held %s on %s while others queued: the DDL's own transaction was the blocker", d.mode, d.relation)

@@ -187,4 +187,8 @@ type ddlState struct {
 	gaveUpAfter []int64 // how long each attempt that gave up lasted (µs)
 	lockStmt    string
 	queryNote   string
+	// cw follows its transaction after the grant of its lock; commit
+	// says how that transaction ended (Commit*), with its evidence.
+	cw                     commitWatch
+	commit, commitEvidence string
 }

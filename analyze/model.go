@@ -75,8 +75,11 @@ const (
 	// EndingTransactionEnded: the backend stayed and its transaction
 	// ended (committed or rolled back: pg_stat_activity cannot tell).
 	EndingTransactionEnded = "transaction_ended"
+	// EndingCommitted: the backend stayed and its last statement, run
+	// after the transaction was last seen open, was a COMMIT (or END).
+	EndingCommitted = "committed"
 	// EndingRolledBack: the backend stayed and its transaction, seen
-	// aborted, ended: a rollback.
+	// aborted, ended, or its last statement was a ROLLBACK: a rollback.
 	EndingRolledBack = "rolled_back"
 	// EndingCancelled: a pg_cancel_backend naming it was seen and its
 	// locks went away while it stayed.
@@ -519,6 +522,12 @@ type DDL struct {
 	// when first seen, is not what took the lock.
 	LockStatement string `json:"lock_statement"`
 	QueryNote     string `json:"query_note"`
+	// Commit says how the transaction that got the lock ended, for a DDL
+	// that got it: committed, rolled_back, open (when the recording
+	// ends) or cannot_tell; "" when it never got its lock.
+	// CommitEvidence says what shows it.
+	Commit         string `json:"commit,omitempty"`
+	CommitEvidence string `json:"commit_evidence,omitempty"`
 }
 
 // WaitingPoint is the number of waiting sessions at one sample.

@@ -207,7 +207,18 @@ func changePath(x *Incident, trend string) (string, string) {
 	}
 	switch d.Outcome {
 	case OutcomeGranted:
-		return PathFinishForward, "the DDL got its lock (" + d.Evidence + "): the change went through"
+		got := "the DDL got its lock (" + d.Evidence + ")"
+		switch d.Commit {
+		case CommitRolledBack:
+			return PathRollBack, got + ", but its transaction was rolled back (" + d.CommitEvidence + "): the change is not in place; rerun it with a lock_timeout and retries, in a quiet window"
+		case CommitCannotTell:
+			return PathCannotTell, got + ", and the recording cannot tell whether its transaction committed (" + d.CommitEvidence + "): check whether the change is in place before running it again"
+		case CommitOpen:
+			return PathFinishForward, got + " and the recording ends with its transaction still open: the runbook says let it commit quickly (or roll it back) and rerun with lock_timeout"
+		case CommitCommitted:
+			return PathFinishForward, got + " and its transaction committed: the change went through"
+		}
+		return PathFinishForward, got + ": the change went through"
 	case OutcomeGaveUp, OutcomeCancelled, OutcomeLockTimeout, OutcomeTerminated, OutcomeLeftWaiting:
 		return PathRollBack, "the DDL " + outcomeWords(d.Outcome) + " without getting its lock: its statement was rolled back and the change is not in place; rerun it with a lock_timeout and retries, in a quiet window"
 	case OutcomeUnknown:
@@ -227,6 +238,8 @@ func changePath(x *Incident, trend string) (string, string) {
 			switch r.Ending {
 			case EndingTerminated, EndingRolledBack, EndingCancelled:
 				return PathRollBack, "the migration's own transaction, which held the lock, " + endingWords(r.Ending) + ": a terminated, cancelled or failed transaction is rolled back, so the change is not in place"
+			case EndingCommitted:
+				return PathFinishForward, "the migration's own transaction, which held the lock, committed (" + r.EndingEvidence + "): the change went through"
 			case EndingTransactionEnded:
 				return PathCannotTell, "the migration's own transaction, which held the lock, ended and the session stayed: committed or rolled back — the recording cannot tell which; check whether the change is in place before running it again"
 			case EndingLeft:

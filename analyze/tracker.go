@@ -629,6 +629,9 @@ func (t *tracker) finishDDLs(inc *incState, g *graph) {
 		if (d.outcome == OutcomeGaveUp || d.outcome == OutcomeCancelled || d.outcome == OutcomeUnknown) && g.backends[b] != nil {
 			d.follow, d.followUntil = true, g.ts+followFor
 		}
+		if d.outcome == OutcomeGranted {
+			t.watchCommit(d, g)
+		}
 	}
 }
 
