@@ -49,6 +49,15 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 			a.Action = ActionLeave
 			a.Reason = fmt.Sprintf("the root blocker is a prepared transaction (pid 0 in pg_blocking_pids) and the recording has no pg_prepared_xacts row for it: "+
 				"find its gid with SELECT gid, database, owner, prepared FROM pg_prepared_xacts, then ROLLBACK PREPARED it in its database; cancelling or terminating pid 0 does nothing (%s)", behind)
+		case r.Role == RoleAutovacuum && antiWraparound(r.Query):
+			protectedRoots++
+			a.Action = ActionLeave
+			a.Reason = fmt.Sprintf("root blocker, but an anti-wraparound autovacuum (%s): PostgreSQL does not cancel it for lock waiters, it must finish to protect the database from transaction ID wraparound, and a cancelled one is started again at once and blocks again; let it finish (its progress is in pg_stat_progress_vacuum) and stop the migration attempt instead (%s)",
+				oneLine(r.Query, 100), behind)
+		case r.Role == RoleAutovacuum:
+			a.Action = ActionCancel
+			a.SQL = signalSQL("pg_cancel_backend", r.PID, r.BackendStart)
+			a.Reason = fmt.Sprintf("root blocker, an autovacuum worker: PostgreSQL cancels an ordinary autovacuum itself once a lock request has waited on it for deadlock_timeout; if it still blocks, cancelling it is safe — it runs again later (%s)", behind)
 		case isProtected(r):
 			protectedRoots++
 			a.Action = ActionLeave
@@ -93,7 +102,7 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 			// gives way.
 			a.Action = ActionCancel
 			a.SQL = signalSQL("pg_cancel_backend", d.PID, d.BackendStart)
-			a.Reason = fmt.Sprintf("its blocker is a protected session the runbook says not to touch: cancel the waiting %s so the %d sessions behind it proceed, then reschedule the change after the protected work ends, with lock_timeout set",
+			a.Reason = fmt.Sprintf("its blocker must be left alone (a session the runbook says not to touch, or an anti-wraparound autovacuum): cancel the waiting %s so the %d sessions behind it proceed, then reschedule the change after that work ends, with lock_timeout set",
 				ddlLabel(d), d.QueuedBehind)
 			actions = append([]Action{a}, actions...)
 		} else {
@@ -104,6 +113,12 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 		}
 	}
 	return append(actions, leave...), protected
+}
+
+// antiWraparound: an autovacuum run to prevent transaction ID wraparound,
+// which PostgreSQL never cancels for a lock waiter.
+func antiWraparound(query string) bool {
+	return strings.Contains(query, "(to prevent wraparound)")
 }
 
 // ddlLabel names what the DDL record holds: a schema change, an online

@@ -26,6 +26,7 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 		{"advisory-queue", scenario.Options{Table: "ir_cron", Workers: 3, AppPrefix: "jobs"}},
 		{"shared-row-lock", scenario.Options{Table: "account_move", Workers: 3, AppPrefix: "crm"}},
 		{"vacuum-waits", scenario.Options{Table: "mail_message", Workers: 1, AppPrefix: "odoo"}},
+		{"wraparound-vacuum", scenario.Options{Table: "stock_picking", Workers: 3, AppPrefix: "wms"}},
 	}
 	for _, c := range cases {
 		t.Run(c.scenario, func(t *testing.T) {
@@ -37,13 +38,41 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 
 // kindChecks compare each new kind's analysis with its staging.
 var kindChecks = map[string]func(t *testing.T, truth scenario.Truth, inc analyze.Incident){
-	"prepared-root":   checkPreparedRoot,
-	"hot-row-churn":   checkHotRowChurn,
-	"deadlock":        checkDeadlock,
-	"online-index":    checkOnlineIndex,
-	"advisory-queue":  checkAdvisory,
-	"shared-row-lock": checkSharedRowLock,
-	"vacuum-waits":    checkVacuumWaits,
+	"prepared-root":     checkPreparedRoot,
+	"hot-row-churn":     checkHotRowChurn,
+	"deadlock":          checkDeadlock,
+	"online-index":      checkOnlineIndex,
+	"advisory-queue":    checkAdvisory,
+	"shared-row-lock":   checkSharedRowLock,
+	"vacuum-waits":      checkVacuumWaits,
+	"wraparound-vacuum": checkWraparoundVacuum,
+}
+
+// An anti-wraparound autovacuum as root blocker is never cancelled: it
+// would start again at once. The change gives way: the first action
+// cancels the waiting ALTER, and the path is roll back.
+func checkWraparoundVacuum(t *testing.T, truth scenario.Truth, inc analyze.Incident) {
+	noHarm(t, inc)
+	if inc.Kind != analyze.KindDDLLockQueue {
+		t.Errorf("kind %q, want %q", inc.Kind, analyze.KindDDLLockQueue)
+	}
+	if len(inc.RootBlockers) != 1 || inc.RootBlockers[0].PID != truth.Root.PID || inc.RootBlockers[0].Role != analyze.RoleAutovacuum {
+		t.Fatalf("root blockers %+v, want only the autovacuum worker %d", inc.RootBlockers, truth.Root.PID)
+	}
+	for _, a := range inc.Actions {
+		if a.PID == truth.Root.PID && a.Action != analyze.ActionLeave {
+			t.Errorf("action %+v on the anti-wraparound autovacuum, want leave", a)
+		}
+	}
+	if len(inc.Actions) == 0 || inc.Actions[0].PID != truth.DDL.PID || inc.Actions[0].Action != analyze.ActionCancel {
+		t.Errorf("first action %+v, want cancel of the waiting ALTER %d", inc.Actions, truth.DDL.PID)
+	}
+	if d := inc.DDL; d == nil || d.PID != truth.DDL.PID || d.Outcome != analyze.OutcomeCancelled {
+		t.Errorf("DDL %+v, want the ALTER %d cancelled", inc.DDL, truth.DDL.PID)
+	}
+	if inc.Runbook.Path != analyze.PathRollBack {
+		t.Errorf("path %q (%s), want roll back", inc.Runbook.Path, inc.Runbook.PathEvidence)
+	}
 }
 
 // A row held by several transactions (a multixact): the writer waits for

@@ -17,6 +17,15 @@ import (
 // code is s as a Markdown code span: on one line, control bytes shown as
 // U+FFFD, between backtick runs longer than any inside it. Inside a code
 // span Markdown and HTML are shown, not interpreted.
+// appName shows an application_name in a code span, or says there is
+// none (autovacuum workers and many clients set none).
+func appName(s string) string {
+	if oneLineText(s) == "" {
+		return "no application_name"
+	}
+	return code(s)
+}
+
 func code(s string) string {
 	s = oneLineText(s)
 	if s == "" {
@@ -194,8 +203,10 @@ func rolePhrase(r analyze.RootBlocker) string {
 		return "a backup (" + code(r.ApplicationName) + ")"
 	case r.Role == analyze.RoleAdmin:
 		return "an admin session's transaction"
+	case r.Role == analyze.RoleAutovacuum && strings.Contains(r.Query, "(to prevent wraparound)"):
+		return "an anti-wraparound autovacuum (which PostgreSQL does not cancel for lock waiters)"
 	case r.Role == analyze.RoleAutovacuum:
-		return "autovacuum"
+		return "an autovacuum worker"
 	}
 	return "an application transaction (" + code(r.ApplicationName) + ")"
 }
@@ -213,6 +224,8 @@ func subject(r analyze.RootBlocker) string {
 		return "the migration"
 	case r.Role == analyze.RoleBackup:
 		return "the backup"
+	case r.Role == analyze.RoleAutovacuum:
+		return "the autovacuum"
 	}
 	return "the blocking session"
 }

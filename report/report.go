@@ -33,6 +33,7 @@ var tmpl = template.Must(template.New("postmortem").Funcs(template.FuncMap{
 	"cell":     cell,
 	"inline":   inline,
 	"code":     code,
+	"app":      appName,
 	"codecell": codeCell,
 	"codes":    codes,
 	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
