@@ -222,9 +222,9 @@ func changePath(x *Incident, trend string) (string, string) {
 	case OutcomeGaveUp, OutcomeCancelled, OutcomeLockTimeout, OutcomeTerminated, OutcomeLeftWaiting:
 		return PathRollBack, "the DDL " + outcomeWords(d.Outcome) + " without getting its lock: its statement was rolled back and the change is not in place; rerun it with a lock_timeout and retries, in a quiet window"
 	case OutcomeUnknown:
-		return PathCannotTell, "the DDL's wait ended in the same interval as its blockers released, and the recording cannot tell whether it got its lock or gave up just before: check whether the change is in place before running it again"
+		return PathCannotTell, "the DDL's wait ended in the same interval as its blockers released, and the recording cannot tell whether it got its lock or gave up just before: " + checkDone(d) + " before running it again"
 	case OutcomeCompletedOrTerminated:
-		return PathCannotTell, "the DDL's backend went away in the same interval as its blockers released, and its lock was never seen granted: it completed, or it was terminated — check whether the change is in place (\\d " + d.Relation + ", the migration's log) before running it again"
+		return PathCannotTell, "the DDL's backend went away in the same interval as its blockers released, and its lock was never seen granted: it completed, or it was terminated — " + checkDone(d) + " before running it again"
 	case OutcomeStillWaiting:
 		if trend == "growing" {
 			return PathRollBack, "the recording ends with the DDL still waiting and the queue growing: the runbook says stop the attempt and reschedule it with lock_timeout in a quiet window"
@@ -252,6 +252,15 @@ func changePath(x *Incident, trend string) (string, string) {
 		return PathCannotTell, "the migration held the lock itself; the recording does not show how its transaction ended"
 	}
 	return PathCannotTell, "the DDL's outcome is " + d.Outcome
+}
+
+// checkDone says how to find out whether the DDL ran: a schema change is
+// seen in the table's definition, maintenance in the job's log.
+func checkDone(d *DDL) string {
+	if d.Class == DDLMaintenance {
+		return "check the job's log for whether it ran (a plain VACUUM or ANALYZE of " + d.Relation + " also shows in last_vacuum or last_analyze of pg_stat_user_tables)"
+	}
+	return "check whether the change is in place (\\d " + d.Relation + ", the migration's log)"
 }
 
 // done lists what the recording shows happened: the operator statements
