@@ -23,27 +23,11 @@ import (
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 )
 
-// openSession connects with an application_name of its own.
-func openSession(t *testing.T, dsn, app string) *pgx.Conn {
-	t.Helper()
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.RuntimeParams["application_name"] = app
-	conn, err := pgx.ConnectConfig(context.Background(), cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // startStmt runs sql on its own session in the background; the channel
 // gets its result.
 func startStmt(t *testing.T, dsn, app, sql string) chan error {
 	t.Helper()
-	conn := openSession(t, dsn, app)
+	conn := pgtest.Connect(t, dsn, app)
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(context.Background(), sql)
@@ -218,15 +202,15 @@ func TestWrapSignalIsForwardedToTheCommand(t *testing.T) {
 func stageWeakQueue(t *testing.T, dsn string) (admin *pgx.Conn, blocker *pgx.Conn, weak chan error) {
 	t.Helper()
 	ctx := context.Background()
-	admin = openSession(t, dsn, "admin")
+	admin = pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(ctx, `CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); CREATE TABLE u (id int)`); err != nil {
 		t.Fatal(err)
 	}
-	blocker = openSession(t, dsn, "blocker")
+	blocker = pgtest.Connect(t, dsn, "blocker")
 	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = id WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	holder := openSession(t, dsn, "holder")
+	holder := pgtest.Connect(t, dsn, "holder")
 	if _, err := holder.Exec(ctx, "BEGIN; LOCK TABLE u IN SHARE MODE"); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +342,7 @@ func TestWrapGuardBelowItsBoundsLetsTheALTERFinish(t *testing.T) {
 func TestGuardRefusedWithoutTheGrant(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	dsn := pgtest.NewDatabase(t, srv)
-	admin := openSession(t, dsn, "admin")
+	admin := pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(context.Background(), `DROP ROLE IF EXISTS watcher; CREATE ROLE watcher LOGIN; GRANT pg_monitor TO watcher`); err != nil {
 		t.Fatal(err)
 	}
@@ -528,13 +512,13 @@ func TestGuardCannotCancelASuperuser(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	dsn := pgtest.NewDatabase(t, srv)
 	ctx := context.Background()
-	admin := openSession(t, dsn, "admin")
+	admin := pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS guard_only; CREATE ROLE guard_only LOGIN IN ROLE pg_monitor, pg_signal_backend;
 		CREATE TABLE t (id int); INSERT INTO t VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS guard_only") })
-	blocker := openSession(t, dsn, "blocker")
+	blocker := pgtest.Connect(t, dsn, "blocker")
 	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = 2"); err != nil {
 		t.Fatal(err)
 	}

@@ -24,19 +24,7 @@ import (
 func TestWrapReportShowsTheGuard(t *testing.T) {
 	dsn := pgtest.NewDatabase(t, srv)
 	ctx := context.Background()
-	session := func(app string) *pgx.Conn {
-		cc, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc.RuntimeParams["application_name"] = app
-		c, err := pgx.ConnectConfig(ctx, cc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
-	}
+	session := func(app string) *pgx.Conn { return pgtest.Connect(t, dsn, app) }
 	waiting := func(app string, n int) {
 		t.Helper()
 		admin := session("admin-poll")
