@@ -223,22 +223,41 @@ func stageWeakQueue(t *testing.T, dsn string) (admin *pgx.Conn, blocker *pgx.Con
 	return admin, blocker, weak
 }
 
+// guardedALTER is a deploy's ALTER run under lockscope's guard in front of
+// stageWeakQueue's sessions, with three readers queued behind it.
+type guardedALTER struct {
+	p              *proc
+	out            string // the recording
+	admin, blocker *pgx.Conn
+	weak           chan error   // the weak-lock waiter's result
+	readers        []chan error // the readers' results
+}
+
+// startGuardedALTER stages the weak queue in a new database, runs psql's
+// ALTER of t under lockscope with --guard-wait wait and --guard-queue
+// queue, and queues three readers behind the ALTER.
+func startGuardedALTER(t *testing.T, wait, queue string) guardedALTER {
+	t.Helper()
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	g := guardedALTER{out: filepath.Join(t.TempDir(), "rec")}
+	g.admin, g.blocker, g.weak = stageWeakQueue(t, dsn)
+	g.p = startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, g.out), "--tail", "500ms",
+		"--guard-wait", wait, "--guard-queue", queue, "--",
+		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
+	waitUntil(t, g.admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
+	for i := range 3 {
+		g.readers = append(g.readers, startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t"))
+	}
+	waitUntil(t, g.admin, "readers queued behind the ALTER", sqlLockWaiters, "reader-%", 3)
+	return g
+}
+
 var waitedRE = regexp.MustCompile(`after waiting ([0-9.]+) s for (\w+) on (\w+) with (\d+) sessions queued behind`)
 
 func TestWrapGuardCancelsTheQueuedALTER(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	dsn := pgtest.NewDatabase(t, srv)
-	admin, blocker, weak := stageWeakQueue(t, dsn)
-	out := filepath.Join(t.TempDir(), "rec")
-	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
-		"--guard-wait", "2s", "--guard-queue", "3", "--",
-		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
-	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
-	var readers []chan error
-	for i := range 3 {
-		readers = append(readers, startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t"))
-	}
-	waitUntil(t, admin, "readers queued behind the ALTER", sqlLockWaiters, "reader-%", 3)
+	g := startGuardedALTER(t, "2s", "3")
+	p, out, admin, blocker, weak, readers := g.p, g.out, g.admin, g.blocker, g.weak, g.readers
 
 	// psql exits 1 when its statement is cancelled; lockscope passes it on.
 	if code := p.wait(t, 30*time.Second); code != 1 {
@@ -304,18 +323,8 @@ func TestWrapGuardCancelsTheQueuedALTER(t *testing.T) {
 }
 
 func TestWrapGuardBelowItsBoundsLetsTheALTERFinish(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	dsn := pgtest.NewDatabase(t, srv)
-	admin, blocker, _ := stageWeakQueue(t, dsn)
-	out := filepath.Join(t.TempDir(), "rec")
-	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
-		"--guard-wait", "1s", "--guard-queue", "4", "--",
-		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
-	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
-	for i := range 3 {
-		startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t")
-	}
-	waitUntil(t, admin, "readers queued", sqlLockWaiters, "reader-%", 3)
+	g := startGuardedALTER(t, "1s", "4")
+	p, out, admin, blocker := g.p, g.out, g.admin, g.blocker
 	// Three behind the ALTER, the guard wants four: well past its wait,
 	// the ALTER is still queued.
 	waitUntil(t, admin, "ALTER waited 2.5 s", sqlWaitedLonger, "2.5 s")
@@ -405,19 +414,9 @@ func TestWrapUsageErrors(t *testing.T) {
 // startRecorderEnv is startRecorder with extra environment variables.
 func startRecorderEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin(t), args...)
-	p.cmd.Env = append(slices.Clone(os.Environ()), env...)
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	cmd := exec.Command(bin(t), args...)
+	cmd.Env = append(slices.Clone(os.Environ()), env...)
+	return startProc(t, cmd)
 }
 
 // Ctrl-C in a terminal reaches the whole foreground process group, the

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,14 +91,7 @@ func TestWrapReportShowsTheGuard(t *testing.T) {
 			t.Errorf("postmortem.md lacks %q", want)
 		}
 	}
-	var res analyze.Result
-	data, err := os.ReadFile(filepath.Join(report, "incident.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResult(t, report)
 	rec := res.Recording
 	if len(rec.Commands) != 1 || rec.Commands[0].Outcome != "exited with status 1" || rec.Commands[0].End == nil {
 		t.Errorf("commands %+v, want one that exited with status 1", rec.Commands)
