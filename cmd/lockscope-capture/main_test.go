@@ -52,13 +52,18 @@ type proc struct {
 
 func startRecorder(t *testing.T, shell string, args ...string) *proc {
 	t.Helper()
-	p := &proc{done: make(chan error, 1)}
 	if shell != "" {
 		// Run through a shell for ulimit; exec keeps the pid.
-		p.cmd = exec.Command("bash", append([]string{"-c", shell + "; exec \"$0\" \"$@\"", bin(t)}, args...)...)
-	} else {
-		p.cmd = exec.Command(bin(t), args...)
+		return startProc(t, exec.Command("bash", append([]string{"-c", shell + "; exec \"$0\" \"$@\"", bin(t)}, args...)...))
 	}
+	return startProc(t, exec.Command(bin(t), args...))
+}
+
+// startProc starts cmd with its stderr kept; it is killed when the test
+// ends.
+func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

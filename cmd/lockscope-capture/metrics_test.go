@@ -99,7 +99,7 @@ func TestMetricsAndHealthz(t *testing.T) {
 
 	// Stage one lock waiter and watch the gauge see it.
 	ctx := context.Background()
-	holder := openSession(t, dsn, "holder")
+	holder := pgtest.Connect(t, dsn, "holder")
 	if _, err := holder.Exec(ctx, "CREATE TABLE m (id int)"); err != nil {
 		t.Fatal(err)
 	}

@@ -23,27 +23,11 @@ import (
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 )
 
-// openSession connects with an application_name of its own.
-func openSession(t *testing.T, dsn, app string) *pgx.Conn {
-	t.Helper()
-	cc, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.RuntimeParams["application_name"] = app
-	conn, err := pgx.ConnectConfig(context.Background(), cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 // startStmt runs sql on its own session in the background; the channel
 // gets its result.
 func startStmt(t *testing.T, dsn, app, sql string) chan error {
 	t.Helper()
-	conn := openSession(t, dsn, app)
+	conn := pgtest.Connect(t, dsn, app)
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(context.Background(), sql)
@@ -218,15 +202,15 @@ func TestWrapSignalIsForwardedToTheCommand(t *testing.T) {
 func stageWeakQueue(t *testing.T, dsn string) (admin *pgx.Conn, blocker *pgx.Conn, weak chan error) {
 	t.Helper()
 	ctx := context.Background()
-	admin = openSession(t, dsn, "admin")
+	admin = pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(ctx, `CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); CREATE TABLE u (id int)`); err != nil {
 		t.Fatal(err)
 	}
-	blocker = openSession(t, dsn, "blocker")
+	blocker = pgtest.Connect(t, dsn, "blocker")
 	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = id WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	holder := openSession(t, dsn, "holder")
+	holder := pgtest.Connect(t, dsn, "holder")
 	if _, err := holder.Exec(ctx, "BEGIN; LOCK TABLE u IN SHARE MODE"); err != nil {
 		t.Fatal(err)
 	}
@@ -239,22 +223,41 @@ func stageWeakQueue(t *testing.T, dsn string) (admin *pgx.Conn, blocker *pgx.Con
 	return admin, blocker, weak
 }
 
+// guardedALTER is a deploy's ALTER run under lockscope's guard in front of
+// stageWeakQueue's sessions, with three readers queued behind it.
+type guardedALTER struct {
+	p              *proc
+	out            string // the recording
+	admin, blocker *pgx.Conn
+	weak           chan error   // the weak-lock waiter's result
+	readers        []chan error // the readers' results
+}
+
+// startGuardedALTER stages the weak queue in a new database, runs psql's
+// ALTER of t under lockscope with --guard-wait wait and --guard-queue
+// queue, and queues three readers behind the ALTER.
+func startGuardedALTER(t *testing.T, wait, queue string) guardedALTER {
+	t.Helper()
+	pgtest.SkipIfShort(t)
+	dsn := pgtest.NewDatabase(t, srv)
+	g := guardedALTER{out: filepath.Join(t.TempDir(), "rec")}
+	g.admin, g.blocker, g.weak = stageWeakQueue(t, dsn)
+	g.p = startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, g.out), "--tail", "500ms",
+		"--guard-wait", wait, "--guard-queue", queue, "--",
+		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
+	waitUntil(t, g.admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
+	for i := range 3 {
+		g.readers = append(g.readers, startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t"))
+	}
+	waitUntil(t, g.admin, "readers queued behind the ALTER", sqlLockWaiters, "reader-%", 3)
+	return g
+}
+
 var waitedRE = regexp.MustCompile(`after waiting ([0-9.]+) s for (\w+) on (\w+) with (\d+) sessions queued behind`)
 
 func TestWrapGuardCancelsTheQueuedALTER(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	dsn := pgtest.NewDatabase(t, srv)
-	admin, blocker, weak := stageWeakQueue(t, dsn)
-	out := filepath.Join(t.TempDir(), "rec")
-	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
-		"--guard-wait", "2s", "--guard-queue", "3", "--",
-		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
-	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
-	var readers []chan error
-	for i := range 3 {
-		readers = append(readers, startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t"))
-	}
-	waitUntil(t, admin, "readers queued behind the ALTER", sqlLockWaiters, "reader-%", 3)
+	g := startGuardedALTER(t, "2s", "3")
+	p, out, admin, blocker, weak, readers := g.p, g.out, g.admin, g.blocker, g.weak, g.readers
 
 	// psql exits 1 when its statement is cancelled; lockscope passes it on.
 	if code := p.wait(t, 30*time.Second); code != 1 {
@@ -320,18 +323,8 @@ func TestWrapGuardCancelsTheQueuedALTER(t *testing.T) {
 }
 
 func TestWrapGuardBelowItsBoundsLetsTheALTERFinish(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	dsn := pgtest.NewDatabase(t, srv)
-	admin, blocker, _ := stageWeakQueue(t, dsn)
-	out := filepath.Join(t.TempDir(), "rec")
-	p := startRecorderEnv(t, []string{"PGAPPNAME=deploy"}, append(fastArgs(dsn, out), "--tail", "500ms",
-		"--guard-wait", "1s", "--guard-queue", "4", "--",
-		psqlPath(t), "-X", "-v", "ON_ERROR_STOP=1", dsn, "-c", "ALTER TABLE t ADD COLUMN x int")...)
-	waitUntil(t, admin, "ALTER queued", sqlLockWaiters, "deploy", 1)
-	for i := range 3 {
-		startStmt(t, dsn, fmt.Sprintf("reader-%d", i), "SELECT count(*) FROM t")
-	}
-	waitUntil(t, admin, "readers queued", sqlLockWaiters, "reader-%", 3)
+	g := startGuardedALTER(t, "1s", "4")
+	p, out, admin, blocker := g.p, g.out, g.admin, g.blocker
 	// Three behind the ALTER, the guard wants four: well past its wait,
 	// the ALTER is still queued.
 	waitUntil(t, admin, "ALTER waited 2.5 s", sqlWaitedLonger, "2.5 s")
@@ -358,7 +351,7 @@ func TestWrapGuardBelowItsBoundsLetsTheALTERFinish(t *testing.T) {
 func TestGuardRefusedWithoutTheGrant(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	dsn := pgtest.NewDatabase(t, srv)
-	admin := openSession(t, dsn, "admin")
+	admin := pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(context.Background(), `DROP ROLE IF EXISTS watcher; CREATE ROLE watcher LOGIN; GRANT pg_monitor TO watcher`); err != nil {
 		t.Fatal(err)
 	}
@@ -421,19 +414,9 @@ func TestWrapUsageErrors(t *testing.T) {
 // startRecorderEnv is startRecorder with extra environment variables.
 func startRecorderEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin(t), args...)
-	p.cmd.Env = append(slices.Clone(os.Environ()), env...)
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	cmd := exec.Command(bin(t), args...)
+	cmd.Env = append(slices.Clone(os.Environ()), env...)
+	return startProc(t, cmd)
 }
 
 // Ctrl-C in a terminal reaches the whole foreground process group, the
@@ -528,13 +511,13 @@ func TestGuardCannotCancelASuperuser(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	dsn := pgtest.NewDatabase(t, srv)
 	ctx := context.Background()
-	admin := openSession(t, dsn, "admin")
+	admin := pgtest.Connect(t, dsn, "admin")
 	if _, err := admin.Exec(ctx, `DROP ROLE IF EXISTS guard_only; CREATE ROLE guard_only LOGIN IN ROLE pg_monitor, pg_signal_backend;
 		CREATE TABLE t (id int); INSERT INTO t VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS guard_only") })
-	blocker := openSession(t, dsn, "blocker")
+	blocker := pgtest.Connect(t, dsn, "blocker")
 	if _, err := blocker.Exec(ctx, "BEGIN; UPDATE t SET id = 2"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,20 +2,13 @@ package main_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/capture/recording"
-	"github.com/lockscope/lockscope/fixtures/pgtest"
-	"github.com/lockscope/lockscope/fixtures/scenario"
 )
 
 // plantDamaged puts two damaged segments into a recording beside its good
@@ -80,16 +73,7 @@ func plantDamaged(t *testing.T, rec string) map[string][]byte {
 // ones; --strict fails; retention removes them like any other segment
 // and says so.
 func TestDamagedSegments(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	db := pgtest.NewDatabase(t, srv)
-	rec := filepath.Join(t.TempDir(), "rec")
-	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
-		DSN: db, Hold: 2 * time.Second, Stage: scenario.Options{Table: "sale_order", Workers: 3},
-		Capture: capture.Config{Out: rec, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond, BurstInterval: 100 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, rec, truth := recordSaleOrder(t)
 	planted := plantDamaged(t, rec)
 	untouched := func(when string) {
 		t.Helper()
@@ -143,23 +127,9 @@ func TestDamagedSegments(t *testing.T) {
 	})
 
 	t.Run("analyze", func(t *testing.T) {
-		out := filepath.Join(t.TempDir(), "pm")
-		stdout, stderr, code := run(t, "analyze", rec, "-o", out)
-		if code != 0 {
-			t.Fatalf("exit %d:\n%s", code, stderr)
-		}
-		if !strings.Contains(stdout, "ddl_lock_queue on sale_order") || !strings.Contains(stdout, fmt.Sprintf("root blocker: pid %d", truth.Root.PID)) {
-			t.Errorf("the incident in the good segments was not found:\n%s", stdout)
-		}
+		out, stderr := analyzeSaleOrder(t, rec, truth)
 		namesEachOnce("analyze", stderr)
-		data, err := os.ReadFile(filepath.Join(out, "incident.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res analyze.Result
-		if err := json.Unmarshal(data, &res); err != nil {
-			t.Fatal(err)
-		}
+		res := readResult(t, out)
 		reasons := map[string]string{}
 		for _, d := range res.Recording.Damaged {
 			reasons[d.File] = d.Reason

@@ -1,8 +1,6 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -29,34 +27,12 @@ func TestLabCommand(t *testing.T) {
 	scoreFile := filepath.Join(t.TempDir(), "score.json")
 	hist := filepath.Join(t.TempDir(), "history")
 	cmd := exec.Command(bin(t), "lab", "long-report", "--seed", "5", "--time-limit", "90s", "--score-json", scoreFile, "--trainee", "dana", "--history", hist)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(io.TeeReader(stdout, &out))
-	dsnLine := regexp.MustCompile(`^\s+psql "(.+)"$`)
-	var dsn string
-	for sc.Scan() {
-		if m := dsnLine.FindStringSubmatch(sc.Text()); m != nil {
-			dsn = m[1]
-			break
-		}
-	}
-	if dsn == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("no psql line in the brief:\n%s\n%s", out.String(), stderr.String())
-	}
+	lab := startLab(t, cmd)
+	dsn, sc, stdout, out, stderr := lab.dsn, lab.lines, lab.stdout, &lab.out, &lab.stderr
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -102,7 +78,7 @@ func TestLabCommand(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	io.WriteString(stdin, "x\n"+letter+"\n")
-	go io.Copy(&out, stdout)
+	go io.Copy(out, stdout)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("lab: %v\n%s\n%s", err, out.String(), stderr.String())
 	}

@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,18 +31,7 @@ func TestMain(m *testing.M) {
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin(t), args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return pgtest.RunCommand(t, exec.Command(bin(t), args...))
 }
 
 func TestAnalyzeBadInput(t *testing.T) {
@@ -78,10 +65,14 @@ func TestAnalyzeBadInput(t *testing.T) {
 	}
 }
 
-func TestAnalyzeWritesIncidentJSON(t *testing.T) {
+// recordSaleOrder stages a DDL lock queue on sale_order in a database of
+// the test's own and records it. It returns the database's DSN, the
+// recording's directory and what was staged.
+func recordSaleOrder(t *testing.T) (db, rec string, truth scenario.Truth) {
+	t.Helper()
 	pgtest.SkipIfShort(t)
-	db := pgtest.NewDatabase(t, srv)
-	rec := filepath.Join(t.TempDir(), "rec")
+	db = pgtest.NewDatabase(t, srv)
+	rec = filepath.Join(t.TempDir(), "rec")
 	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
 		DSN: db, Hold: 2 * time.Second, Stage: scenario.Options{Table: "sale_order", Workers: 3},
 		Capture: capture.Config{Out: rec, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond, BurstInterval: 100 * time.Millisecond},
@@ -89,7 +80,15 @@ func TestAnalyzeWritesIncidentJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "pm")
+	return db, rec, truth
+}
+
+// analyzeSaleOrder runs analyze on a recording of recordSaleOrder into a
+// new directory, which it returns with analyze's stderr, and checks that
+// the summary names the incident and its root blocker.
+func analyzeSaleOrder(t *testing.T, rec string, truth scenario.Truth) (out, stderr string) {
+	t.Helper()
+	out = filepath.Join(t.TempDir(), "pm")
 	stdout, stderr, code := run(t, "analyze", rec, "-o", out)
 	if code != 0 {
 		t.Fatalf("exit status %d: %s", code, stderr)
@@ -97,6 +96,26 @@ func TestAnalyzeWritesIncidentJSON(t *testing.T) {
 	if !strings.Contains(stdout, "ddl_lock_queue on sale_order") || !strings.Contains(stdout, fmt.Sprintf("root blocker: pid %d", truth.Root.PID)) {
 		t.Errorf("summary does not name the incident and its root blocker:\n%s", stdout)
 	}
+	return out, stderr
+}
+
+// readResult reads the incident.json in dir.
+func readResult(t *testing.T, dir string) analyze.Result {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "incident.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res analyze.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("incident.json: %v", err)
+	}
+	return res
+}
+
+func TestAnalyzeWritesIncidentJSON(t *testing.T) {
+	_, rec, truth := recordSaleOrder(t)
+	out, _ := analyzeSaleOrder(t, rec, truth)
 	if pm, err := os.ReadFile(filepath.Join(out, "postmortem.md")); err != nil || !strings.Contains(string(pm), fmt.Sprintf("pid %d", truth.Root.PID)) {
 		t.Errorf("postmortem.md missing or without the root blocker: %v", err)
 	}
@@ -108,12 +127,9 @@ func TestAnalyzeWritesIncidentJSON(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("incident.json mode %v, want 0600 (it holds query text)", fi.Mode().Perm())
 	}
-	data, _ := os.ReadFile(path)
-	var res analyze.Result
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResult(t, out)
 	if res.SchemaVersion != analyze.SchemaVersion || len(res.Incidents) != 1 || res.Incidents[0].DDL == nil || res.Incidents[0].DDL.PID != truth.DDL.PID {
-		t.Errorf("incident.json: %s", data)
+		t.Errorf("incident.json: schema version %d, incidents %+v; want version %d and one incident with DDL pid %d",
+			res.SchemaVersion, res.Incidents, analyze.SchemaVersion, truth.DDL.PID)
 	}
 }

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -156,17 +155,7 @@ func runAs(t *testing.T, u user, home, tmp, straceLog string, args ...string) (s
 	if u.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 	}
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return pgtest.RunCommand(t, cmd)
 }
 
 // checkSVG fails unless path is an SVG document.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,32 +165,53 @@ func TestSignalExitStatus(t *testing.T) {
 func TestLabSignalled(t *testing.T) {
 	pgtest.SkipIfShort(t)
 	cmd := exec.Command(bin(t), "lab", "--time-limit", "90s")
+	lab := startLab(t, cmd)
+	done := make(chan struct{})
+	go func() { io.Copy(&lab.out, lab.stdout); close(done) }()
+	cmd.Process.Signal(syscall.SIGTERM)
+	<-done
+	checkExit(t, cmd, syscall.SIGTERM, 143, &lab.stderr)
+	if !strings.Contains(lab.out.String(), "Drill ") {
+		t.Errorf("no score after SIGTERM:\n%s", lab.out.String())
+	}
+}
+
+// labRun is a started lockscope lab whose brief has been read up to the
+// psql line.
+type labRun struct {
+	dsn    string         // the DSN of the psql line
+	stdout io.Reader      // lab's stdout, after what lines has read
+	lines  *bufio.Scanner // lab's stdout by line, copied into out
+	out    bytes.Buffer   // the stdout read so far
+	stderr bytes.Buffer
+}
+
+// startLab starts cmd, a lockscope lab command, and reads its brief up to
+// the line that says how to connect. A lab that prints none is killed and
+// fails the test.
+func startLab(t *testing.T, cmd *exec.Cmd) *labRun {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	lab := &labRun{stdout: stdout}
+	cmd.Stderr = &lab.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	sc := bufio.NewScanner(io.TeeReader(stdout, &out))
-	for sc.Scan() && !strings.Contains(sc.Text(), "psql \"") {
+	lab.lines = bufio.NewScanner(io.TeeReader(stdout, &lab.out))
+	dsnLine := regexp.MustCompile(`^\s+psql "(.+)"$`)
+	for lab.lines.Scan() {
+		if m := dsnLine.FindStringSubmatch(lab.lines.Text()); m != nil {
+			lab.dsn = m[1]
+			return lab
+		}
 	}
-	if !strings.Contains(out.String(), "psql \"") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("no brief:\n%s\n%s", out.String(), stderr.String())
-	}
-	done := make(chan struct{})
-	go func() { io.Copy(&out, stdout); close(done) }()
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-done
-	checkExit(t, cmd, syscall.SIGTERM, 143, &stderr)
-	if !strings.Contains(out.String(), "Drill ") {
-		t.Errorf("no score after SIGTERM:\n%s", out.String())
-	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatalf("no psql line in the brief:\n%s\n%s", lab.out.String(), lab.stderr.String())
+	return nil
 }
 
 // checkSignalled starts cmd with the write end of a full pipe as stdout or

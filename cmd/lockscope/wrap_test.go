@@ -3,7 +3,6 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,19 +23,7 @@ import (
 func TestWrapReportShowsTheGuard(t *testing.T) {
 	dsn := pgtest.NewDatabase(t, srv)
 	ctx := context.Background()
-	session := func(app string) *pgx.Conn {
-		cc, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc.RuntimeParams["application_name"] = app
-		c, err := pgx.ConnectConfig(ctx, cc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(context.Background()) })
-		return c
-	}
+	session := func(app string) *pgx.Conn { return pgtest.Connect(t, dsn, app) }
 	waiting := func(app string, n int) {
 		t.Helper()
 		admin := session("admin-poll")
@@ -104,14 +91,7 @@ func TestWrapReportShowsTheGuard(t *testing.T) {
 			t.Errorf("postmortem.md lacks %q", want)
 		}
 	}
-	var res analyze.Result
-	data, err := os.ReadFile(filepath.Join(report, "incident.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := readResult(t, report)
 	rec := res.Recording
 	if len(rec.Commands) != 1 || rec.Commands[0].Outcome != "exited with status 1" || rec.Commands[0].End == nil {
 		t.Errorf("commands %+v, want one that exited with status 1", rec.Commands)

@@ -28,17 +28,8 @@ type captureOptions struct {
 	log         LogFlags
 }
 
-// CaptureCommand is `capture`: the recorder, and the wrapper of a deploy
-// command. analysis is the full binary's analysis of a wrapped command's
-// window (nil in the lean recorder).
-func CaptureCommand(analysis Analysis) *cobra.Command {
-	d := capture.DefaultConfig()
-	o := &captureOptions{cfg: d, analysis: analysis}
-	cmd := &cobra.Command{
-		Annotations: map[string]string{SignalIsStop: "capture seals its segment and exits 0"},
-		Use:         "capture --out DIR [--dsn DSN] [-- COMMAND [ARGS...]]",
-		Short:       "Record pg_stat_activity, pg_locks and pg_blocking_pids into a recording",
-		Long: `Record lock activity of a PostgreSQL server into a recording directory.
+// captureLong and captureExample are capture's help.
+const captureLong = `Record lock activity of a PostgreSQL server into a recording directory.
 
 capture keeps one read-only connection with short statement and lock
 timeouts. It counts lock waiters every --probe-interval, takes a full snapshot
@@ -79,8 +70,9 @@ superuser's query.
 while the last sample is at most max(3 x --probe-interval, 5s) old, 503
 otherwise).
 ` + ExitStatusHelp + `
-  N  in wrap mode: the wrapped command's exit status`,
-		Example: `  # Record a deploy, with the DSN's password taken from ~/.pgpass
+  N  in wrap mode: the wrapped command's exit status`
+
+const captureExample = `  # Record a deploy, with the DSN's password taken from ~/.pgpass
   lockscope capture --dsn 'host=db1 dbname=odoo user=lockscope' --out /var/lib/lockscope/db1
 
   # The same through PG* variables, stopping after two hours
@@ -91,7 +83,20 @@ otherwise).
 
   # Record around a module upgrade; cancel its DDL after 5 s in the queue
   lockscope capture --dsn 'host=db1 dbname=odoo user=lockscope' --out rec --guard-wait 5s -- \
-      odoo-bin -c /etc/odoo.conf -u sale --stop-after-init`,
+      odoo-bin -c /etc/odoo.conf -u sale --stop-after-init`
+
+// CaptureCommand is `capture`: the recorder, and the wrapper of a deploy
+// command. analysis is the full binary's analysis of a wrapped command's
+// window (nil in the lean recorder).
+func CaptureCommand(analysis Analysis) *cobra.Command {
+	d := capture.DefaultConfig()
+	o := &captureOptions{cfg: d, analysis: analysis}
+	cmd := &cobra.Command{
+		Annotations: map[string]string{SignalIsStop: "capture seals its segment and exits 0"},
+		Use:         "capture --out DIR [--dsn DSN] [-- COMMAND [ARGS...]]",
+		Short:       "Record pg_stat_activity, pg_locks and pg_blocking_pids into a recording",
+		Long:        captureLong,
+		Example:     captureExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
 				return Usage(fmt.Errorf("unexpected argument %q: put the command to wrap after --", args[0]))
@@ -102,6 +107,15 @@ otherwise).
 			return runCapture(cmd, o, args)
 		},
 	}
+	addCaptureFlags(cmd, o, d)
+	cmd.MarkFlagRequired("out")
+	o.log.Add(cmd)
+	return cmd
+}
+
+// addCaptureFlags adds capture's flags to cmd, bound to o, with the
+// defaults d; --report only where the binary has an analysis.
+func addCaptureFlags(cmd *cobra.Command, o *captureOptions, d capture.Config) {
 	f := cmd.Flags()
 	c := &o.cfg
 	f.StringVar(&c.DSN, "dsn", "", "PostgreSQL DSN or URL (default: PG* environment variables and ~/.pgpass)")
@@ -129,12 +143,9 @@ otherwise).
 	f.IntVar(&c.GuardQueue, "guard-queue", d.GuardQueue, "guard: only when at least this many sessions are queued behind it")
 	f.StringVar(&c.GuardApplication, "guard-application", "", "guard: only sessions whose application_name matches this glob (odoo-*)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /healthz on HOST:PORT")
-	if analysis != nil {
+	if o.analysis != nil {
 		f.StringVar(&o.report, "report", "", "wrap mode: write the post-mortem of the command's window into this directory")
 	}
-	cmd.MarkFlagRequired("out")
-	o.log.Add(cmd)
-	return cmd
 }
 
 func runCapture(cmd *cobra.Command, o *captureOptions, args []string) error {

@@ -47,121 +47,176 @@ func runWrapped(cmd *cobra.Command, o *captureOptions, log *slog.Logger, command
 	if err != nil {
 		return fmt.Errorf("capture: command %q: %w", command[0], err)
 	}
-	stderr := cmd.ErrOrStderr()
-	win := capture.NewWindow()
-	events := make(chan recording.Event, 8)
+	w := &wrapped{o: o, log: log, stderr: cmd.ErrOrStderr(), win: capture.NewWindow(),
+		events: make(chan recording.Event, 8), sigc: make(chan os.Signal, 4), done: make(chan error, 1)}
+	// The command, not lockscope, decides what a signal does: lockscope
+	// forwards it and records on until the command has exited.
+	signal.Notify(w.sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(w.sigc)
+	ready := w.startRecorder(cmd.Context())
+	defer w.stopRec(nil)
+	if err := w.awaitFirstSample(ready, command[0]); err != nil {
+		return err
+	}
+
+	c := exec.Command(path, command[1:]...)
+	c.Args[0] = command[0]
+	c.Stdin, c.Stdout, c.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), w.stderr
+	status, how, dur, err := w.runCommand(c, capture.RedactCommand(command))
+	if err != nil {
+		return err
+	}
+	w.recordTail(how)
+	w.report(cmd.Context(), how, dur)
+	if status == 0 {
+		return nil
+	}
+	return exitCode(status)
+}
+
+// wrapped is one capture around a command: the recorder running in the
+// background, and the signals lockscope receives meanwhile.
+type wrapped struct {
+	o      *captureOptions
+	log    *slog.Logger
+	stderr io.Writer
+	win    *capture.Window      // the recorder's summary of the run
+	events chan recording.Event // the command's start and end, into the recording
+	sigc   chan os.Signal       // SIGINT and SIGTERM to lockscope
+	done   chan error           // capture.Run's result, once
+	// stopRec stops the recorder, giving the reason.
+	stopRec context.CancelCauseFunc
+	// recStopped says the recorder ended before it was stopped (a full
+	// disk, say), with recErr.
+	recStopped bool
+	recErr     error
+}
+
+// startRecorder starts capture in the background with the run's window
+// and events. The channel it returns is closed at the first full sample.
+func (w *wrapped) startRecorder(ctx context.Context) <-chan struct{} {
 	ready := make(chan struct{})
 	var once sync.Once
-	cfg := o.cfg
-	cfg.Window, cfg.Events = win, events
+	cfg := w.o.cfg
+	cfg.Window, cfg.Events = w.win, w.events
 	cfg.OnTick = func(t recording.Tick) {
 		if t.Kind == recording.TickFull {
 			once.Do(func() { close(ready) })
 		}
 	}
-	// The command, not lockscope, decides what a signal does: lockscope
-	// forwards it and records on until the command has exited.
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigc)
-	rctx, stopRec := context.WithCancelCause(context.WithoutCancel(cmd.Context()))
-	defer stopRec(nil)
-	done := make(chan error, 1)
-	go func() { done <- capture.Run(rctx, cfg) }()
+	rctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	w.stopRec = stop
+	go func() { w.done <- capture.Run(rctx, cfg) }()
+	return ready
+}
 
+// awaitFirstSample waits until the recorder has taken its first full
+// sample, so that the command never runs unrecorded. A recorder that fails
+// first, or a signal, leaves the command unrun.
+func (w *wrapped) awaitFirstSample(ready <-chan struct{}, name string) error {
 	select {
 	case <-ready:
-	case err := <-done:
+		return nil
+	case err := <-w.done:
 		return captureError(err)
-	case sig := <-sigc:
-		stopRec(fmt.Errorf("%v before the command started", sig))
-		if err := <-done; err != nil {
+	case sig := <-w.sigc:
+		w.stopRec(fmt.Errorf("%v before the command started", sig))
+		if err := <-w.done; err != nil {
 			return captureError(err)
 		}
-		fmt.Fprintf(stderr, "lockscope: %v before the first sample: %s was not run\n", sig, command[0])
+		fmt.Fprintf(w.stderr, "lockscope: %v before the first sample: %s was not run\n", sig, name)
 		return exitCode(128 + int(sig.(syscall.Signal)))
 	}
+}
 
-	line := capture.RedactCommand(command)
-	c := exec.Command(path, command[1:]...)
-	c.Args[0] = command[0]
-	c.Stdin, c.Stdout, c.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), stderr
+// runCommand runs c to its end and records its start and end as events
+// (line is its command line without passwords). It returns c's exit
+// status, how it ended and how long it ran.
+func (w *wrapped) runCommand(c *exec.Cmd, line string) (status int, how string, dur time.Duration, err error) {
 	start := time.Now()
 	if err := c.Start(); err != nil {
-		stopRec(errors.New("the wrapped command did not start"))
-		<-done
-		return fmt.Errorf("capture: start %s: %w", command[0], err)
+		w.stopRec(errors.New("the wrapped command did not start"))
+		<-w.done
+		return 0, "", 0, fmt.Errorf("capture: start %s: %w", c.Args[0], err)
 	}
-	events <- recording.Event{TS: start.UnixMicro(), Kind: recording.EventCommandStart,
+	w.events <- recording.Event{TS: start.UnixMicro(), Kind: recording.EventCommandStart,
 		Message: recording.CommandStartMessage(c.Process.Pid, line)}
-	log.Info("command started", "pid", c.Process.Pid, "command", line)
+	w.log.Info("command started", "pid", c.Process.Pid, "command", line)
+	w.waitForwarding(c)
+	dur = time.Since(start)
+	status, how = commandStatus(c.ProcessState)
+	endMsg := recording.CommandEndMessage(how, dur, line)
+	w.events <- recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventCommandEnd, Message: endMsg}
+	w.log.Info("command ended", "status", status, "how", how, "duration", dur.Round(time.Millisecond))
+	return status, how, dur, nil
+}
+
+// waitForwarding waits for the started c to exit, forwarding the signals
+// lockscope receives to it. A recorder that stops meanwhile (the disk
+// filled up) does not stop the command: the deploy goes on.
+func (w *wrapped) waitForwarding(c *exec.Cmd) {
 	// In a terminal's foreground, Ctrl-C reaches the whole process group,
 	// the command included: forwarding it as well would interrupt the
 	// command twice (and cut its own clean-up short).
 	interactive := isTerminal(os.Stdin) && foreground(os.Stdin)
 	waitc := make(chan error, 1)
 	go func() { waitc <- c.Wait() }()
-
-	var recErr error
-	recOn := true
-wait:
 	for {
 		select {
-		case sig := <-sigc:
+		case sig := <-w.sigc:
 			if sig == os.Interrupt && interactive {
 				// Ctrl-C: the terminal sent it to the command too.
-				log.Info("interrupt from the terminal; the command has it too", "pid", c.Process.Pid)
+				w.log.Info("interrupt from the terminal; the command has it too", "pid", c.Process.Pid)
 				continue
 			}
-			log.Info("forwarding signal to the command", "signal", sig.String(), "pid", c.Process.Pid)
+			w.log.Info("forwarding signal to the command", "signal", sig.String(), "pid", c.Process.Pid)
 			c.Process.Signal(sig)
 		case <-waitc:
-			break wait
-		case err := <-done:
-			// The recorder stopped (the disk filled up): the deploy goes on.
-			recErr, recOn = err, false
-			log.Error("recording stopped while the command runs", "err", err)
+			return
+		case err := <-w.done:
+			w.recStopped, w.recErr = true, err
+			w.log.Error("recording stopped while the command runs", "err", err)
 		}
 	}
-	dur := time.Since(start)
-	status, how := commandStatus(c.ProcessState)
-	endMsg := recording.CommandEndMessage(how, dur, line)
-	events <- recording.Event{TS: time.Now().UnixMicro(), Kind: recording.EventCommandEnd, Message: endMsg}
-	log.Info("command ended", "status", status, "how", how, "duration", dur.Round(time.Millisecond))
+}
 
-	if recOn {
-		tail := time.NewTimer(o.tail)
-		select {
-		case <-tail.C:
-		case sig := <-sigc:
-			log.Info("tail cut short by signal", "signal", sig.String())
-		case err := <-done:
-			recErr, recOn = err, false
-		}
-		tail.Stop()
+// recordTail records --tail more after the command's end (a signal cuts
+// it short), then stops the recorder, which seals its segment.
+func (w *wrapped) recordTail(how string) {
+	if w.recStopped {
+		return
 	}
-	if recOn {
-		stopRec(fmt.Errorf("the wrapped command %s; %v tail recorded", how, o.tail))
-		recErr = <-done
+	tail := time.NewTimer(w.o.tail)
+	defer tail.Stop()
+	select {
+	case <-tail.C:
+	case sig := <-w.sigc:
+		w.log.Info("tail cut short by signal", "signal", sig.String())
+	case err := <-w.done:
+		w.recStopped, w.recErr = true, err
+		return
 	}
+	w.stopRec(fmt.Errorf("the wrapped command %s; %v tail recorded", how, w.o.tail))
+	w.recErr = <-w.done
+}
 
-	s := win.Summary()
-	printSummary(stderr, s, o, how, dur)
-	if o.analysis != nil && s.Samples > 0 {
+// report prints the summary of the window, its incidents (the full
+// binary's analysis, else what the samples showed) and whether the
+// recording stopped early.
+func (w *wrapped) report(ctx context.Context, how string, dur time.Duration) {
+	s := w.win.Summary()
+	printSummary(w.stderr, s, w.o, how, dur)
+	if w.o.analysis != nil && s.Samples > 0 {
 		since, until := s.Start.Add(-time.Second), s.End.Add(time.Second)
-		if err := o.analysis(context.WithoutCancel(cmd.Context()), o.cfg.Out, since, until, o.report, stderr); err != nil {
-			fmt.Fprintf(stderr, "lockscope: analysis of the window: %s\n", oneLine(err.Error()))
+		if err := w.o.analysis(context.WithoutCancel(ctx), w.o.cfg.Out, since, until, w.o.report, w.stderr); err != nil {
+			fmt.Fprintf(w.stderr, "lockscope: analysis of the window: %s\n", oneLine(err.Error()))
 		}
 	} else {
-		printWindowIncidents(stderr, s)
+		printWindowIncidents(w.stderr, s)
 	}
-	if recErr != nil {
-		fmt.Fprintf(stderr, "lockscope: the recording stopped early: %s\n", oneLine(captureError(recErr).Error()))
+	if w.recErr != nil {
+		fmt.Fprintf(w.stderr, "lockscope: the recording stopped early: %s\n", oneLine(captureError(w.recErr).Error()))
 	}
-	if status == 0 {
-		return nil
-	}
-	return exitCode(status)
 }
 
 // commandStatus is the exit status a shell would report: the command's
