@@ -110,3 +110,31 @@ func TestLastStatementEnds(t *testing.T) {
 		}
 	}
 }
+
+// A statement cancelled (or failed) inside a transaction block aborts the
+// transaction, which releases its locks at once: the root blocker rolled
+// back, even though its session still shows a transaction.
+func TestRootAbortedInItsTransaction(t *testing.T) {
+	incs := endingsRun(t, 8, func(i int, ts int64) *snapshot {
+		s := &snapshot{tick: recording.Tick{SampleID: int64(i + 1), TS: ts, Kind: recording.TickFull}}
+		report := act(10, "bi-export", "active", "")
+		report.XactStart, report.QueryStart, report.Query = t0-2e6, t0-1e6, "SELECT count(*) FROM stock_move"
+		mig := act(11, "migrate", "active", "Lock")
+		mig.XactStart, mig.QueryStart, mig.Query = t0, t0, "ALTER TABLE stock_move ADD COLUMN x integer"
+		if i < 5 {
+			s.locks = []recording.Lock{held(10, "AccessShareLock"), waiting(11, "AccessExclusiveLock", t0)}
+			s.activity = []recording.Activity{report, mig}
+			return s
+		}
+		report.State, report.XactStart, report.StateChange = "idle in transaction (aborted)", 0, t0+450_000
+		mig.State, mig.WaitEventType, mig.XactStart, mig.StateChange = "idle", "", 0, t0+460_000
+		s.activity = []recording.Activity{report, mig}
+		return s
+	})
+	if len(incs) != 1 || len(incs[0].RootBlockers) != 1 {
+		t.Fatalf("incidents %+v", incs)
+	}
+	if r := incs[0].RootBlockers[0]; r.Ending != EndingRolledBack || !strings.Contains(r.EndingEvidence, "aborted") {
+		t.Errorf("root ending %q (%s), want rolled_back: an aborted transaction holds no locks and commits nothing", r.Ending, r.EndingEvidence)
+	}
+}

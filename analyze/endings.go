@@ -285,6 +285,12 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 	case prev.XactStart != 0 && a.XactStart == prev.XactStart:
 		rs.ending = EndingReleased
 		rs.evidence = fmt.Sprintf("by %s its locks were gone while pg_stat_activity still showed the same transaction (begun at %s; state %q): a rollback to a savepoint, a statement's own lock, or a backend being terminated (still listed while it exits) — the recording cannot tell which", now, clock(prev.XactStart), a.State)
+	case strings.Contains(a.State, "aborted"):
+		// An error or a cancel inside a transaction block aborts the
+		// transaction at once, releasing its locks; the session waits
+		// for its client's ROLLBACK.
+		rs.ending = EndingRolledBack
+		rs.evidence = fmt.Sprintf("it was %q at %s; by %s its statement had failed and its transaction was aborted (state %q), which releases its locks and undoes its work: a cancel, a statement_timeout or an error — no cancel naming it was seen, and the recording cannot tell which", prev.State, seen, now, a.State)
 	case lastStmtTells(prev, rs.last, a):
 		rs.ending, rs.evidence = lastStatementEnds(prev.State, rs.last, a)
 	case strings.Contains(prev.State, "aborted"):
