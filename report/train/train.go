@@ -573,9 +573,18 @@ func (s Score) Right() int {
 // correct containment would have saved. Here, and only here, the drill
 // speaks of what came after the questions.
 func (d *Drill) Debrief(s Score) string {
-	inc := &d.Incident
 	var b strings.Builder
-	fmt.Fprintf(&b, "Score: %d of %d.\n", s.Right(), len(d.Questions))
+	d.debriefScore(&b, s)
+	fmt.Fprintf(&b, "\nWhat happened: %s\n", plain(report.Summary(d.Incident)))
+	d.debriefBeside(&b, s)
+	d.debriefContainment(&b)
+	return b.String()
+}
+
+// debriefScore is the score, then each answer with its runbook step, its
+// moment and the right answer.
+func (d *Drill) debriefScore(b *strings.Builder, s Score) {
+	fmt.Fprintf(b, "Score: %d of %d.\n", s.Right(), len(d.Questions))
 	for _, a := range s.Answers {
 		q := d.Questions[a.Question]
 		given := "no answer"
@@ -586,11 +595,14 @@ func (d *Drill) Debrief(s Score) string {
 		if !a.Right {
 			mark = "missed"
 		}
-		fmt.Fprintf(&b, "  %-6s %s, %s: %s (%s; right: %s)\n", mark, q.Step, d.T(q.At), q.Prompt, given, q.Answer)
+		fmt.Fprintf(b, "  %-6s %s, %s: %s (%s; right: %s)\n", mark, q.Step, d.T(q.At), q.Prompt, given, q.Answer)
 	}
-	fmt.Fprintf(&b, "\nWhat happened: %s\n", plain(report.Summary(*inc)))
+}
 
-	// The trainee beside the on-call of the recording.
+// debriefBeside sets the trainee's Step 2 and Step 3 beside what the
+// recorded on-call did.
+func (d *Drill) debriefBeside(b *strings.Builder, s Score) {
+	inc := &d.Incident
 	b.WriteString("\nYou and the recorded on-call:\n")
 	mine := map[string]string{}
 	for _, a := range s.Answers {
@@ -608,7 +620,7 @@ func (d *Drill) Debrief(s Score) string {
 		}
 		you += " at " + d.T(d.Paged)
 	}
-	fmt.Fprintf(&b, "  Step 2, you:       %s\n", you)
+	fmt.Fprintf(b, "  Step 2, you:       %s\n", you)
 	done := inc.Runbook.Done
 	if len(done) == 0 {
 		done = []string{"the recording shows no action on a root blocker"}
@@ -618,12 +630,18 @@ func (d *Drill) Debrief(s Score) string {
 		if i > 0 {
 			label = "                     "
 		}
-		fmt.Fprintf(&b, "%s%s\n", label, plain(line))
+		fmt.Fprintf(b, "%s%s\n", label, plain(line))
 	}
 	if p := mine[KindPath]; p != "" {
-		fmt.Fprintf(&b, "  Step 3, you:       %s; the recording: %s (%s)\n", p, inc.Runbook.Path, plain(inc.Runbook.PathEvidence))
+		fmt.Fprintf(b, "  Step 3, you:       %s; the recording: %s (%s)\n", p, inc.Runbook.Path, plain(inc.Runbook.PathEvidence))
 	}
+}
 
+// debriefContainment is what cancelling or terminating the first root
+// blocker when paged would have spared, in waiter-seconds; nothing when the
+// runbook would cancel or terminate no session.
+func (d *Drill) debriefContainment(b *strings.Builder) {
+	inc := &d.Incident
 	var first *analyze.Action
 	for i := range inc.Actions {
 		if a := &inc.Actions[i]; a.Action == "cancel" || a.Action == "terminate" {
@@ -632,7 +650,7 @@ func (d *Drill) Debrief(s Score) string {
 		}
 	}
 	if first == nil {
-		return b.String()
+		return
 	}
 	end := d.Recording.End
 	what := "was still blocking when the recording ends"
@@ -653,10 +671,9 @@ func (d *Drill) Debrief(s Score) string {
 			n = q.Waiting
 		}
 	}
-	fmt.Fprintf(&b, "\nFastest correct containment (Step 2): %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
+	fmt.Fprintf(b, "\nFastest correct containment (Step 2): %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
 		"Acting at %s would have spared about %.1f of the %.1f waiter-seconds (%.0f%%), taking the queue to drain as fast after it as it did.\n",
 		first.Action, first.PID, d.T(d.Paged), n, what, d.T(d.Paged), saved, inc.WaiterSeconds, pct)
-	return b.String()
 }
 
 // plain drops Markdown code-span backticks for the terminal.
