@@ -18,10 +18,7 @@ const groupAbove = 4
 func dotString(s string) string { return dotStringN(s, 60) }
 
 func dotStringN(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
+	s = oneLine(s, n)
 	s = strings.ReplaceAll(s, `\`, `\\`)
 	s = strings.ReplaceAll(s, `"`, `\"`)
 	return s
