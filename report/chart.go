@@ -88,6 +88,29 @@ func maxTime(a, b time.Time) time.Time {
 // line. Between queues (lock_timeout retries) the depth is zero. It
 // returns SVG.
 func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
+	p := newChartPlot(inc, from, to)
+	layers, group := applicationLayers(inc.Waiting)
+	stacks, maxY := stackedSteps(inc.Waiting, layers, group, from, to)
+	if err := addStacks(p, layers, stacks, from); err != nil {
+		return nil, err
+	}
+	marks := chartMarkers(inc, from)
+	if err := addMarkers(p, marks, maxY); err != nil {
+		return nil, err
+	}
+	// Head room for the legend above the stacks.
+	p.Y.Max = maxY * (1.15 + 0.13*float64(len(layers)+len(marks)))
+	p.Add(plotter.NewGrid())
+	return plotSVG(p)
+}
+
+// chartX is a moment's position on the chart's time axis: Unix seconds.
+func chartX(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
+
+// newChartPlot is the empty chart: the incident's chain as its title, a
+// time axis from `from` to `to`, a count axis from zero, the legend at the
+// top left, all in the Graphviz pictures' sans-serif face.
+func newChartPlot(inc analyze.Incident, from, to time.Time) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = chain(inc, func(s string) string { return s })
 	p.Title.TextStyle.Font.Size = font.Length(10)
@@ -101,14 +124,22 @@ func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
 		&p.X.Tick.Label.Font, &p.Y.Tick.Label.Font, &p.Legend.TextStyle.Font} {
 		f.Variant = "Sans"
 	}
-	x := func(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
-	p.X.Min, p.X.Max = x(from), x(to)
+	p.X.Min, p.X.Max = chartX(from), chartX(to)
 	p.Y.Min = 0
+	return p
+}
 
-	// Each application's waiting as a step function: a sample stands for
-	// its Seconds, then nobody waits until the next sample says so.
+// chartLayers is how many stacked layers the chart draws at the most: the
+// applications with the fewest waiter-seconds beyond it share one.
+const chartLayers = 6
+
+// applicationLayers orders the applications that waited by their
+// waiter-seconds, most first (then by name), and folds all but the first
+// chartLayers-1 into "other applications" when there are more than
+// chartLayers. group maps an application to its layer.
+func applicationLayers(waiting []analyze.WaitingPoint) (layers []string, group func(string) string) {
 	totals := map[string]float64{}
-	for _, w := range inc.Waiting {
+	for _, w := range waiting {
 		for k, n := range w.ByApplication {
 			totals[k] += float64(n) * max(w.Seconds, 0.001)
 		}
@@ -126,48 +157,59 @@ func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
 		}
 		return strings.Compare(a, b)
 	})
-	const most = 6
-	group := func(k string) string {
-		if i := slices.Index(keys, k); i >= most-1 && len(keys) > most {
+	group = func(k string) string {
+		if i := slices.Index(keys, k); i >= chartLayers-1 && len(keys) > chartLayers {
 			return "other applications"
 		}
 		return k
 	}
-	var layers []string
 	for _, k := range keys {
 		if g := group(k); !slices.Contains(layers, g) {
 			layers = append(layers, g)
 		}
 	}
-	// Cumulative step points: layer i is the sum of layers 0..i.
-	cum := make([]plotter.XYs, len(layers))
-	addStep := func(at float64, vals []float64) {
+	return layers, group
+}
+
+// stackedSteps is each layer's waiting as a step function, stacked: layer
+// i's points are the sum of layers 0..i. A sample stands for its Seconds,
+// then nobody waits until the next sample says so. maxY is the most
+// sessions waiting at once (at least 1).
+func stackedSteps(waiting []analyze.WaitingPoint, layers []string, group func(string) string, from, to time.Time) (stacks []plotter.XYs, maxY float64) {
+	stacks = make([]plotter.XYs, len(layers))
+	addStep := func(at time.Time, vals []float64) {
 		sum := 0.0
 		for i := range layers {
 			sum += vals[i]
-			cum[i] = append(cum[i], plotter.XY{X: at, Y: sum})
+			stacks[i] = append(stacks[i], plotter.XY{X: chartX(at), Y: sum})
 		}
 	}
 	zero := make([]float64, len(layers))
-	addStep(x(from), zero)
-	maxY := 1.0
-	for i, w := range inc.Waiting {
+	addStep(from, zero)
+	maxY = 1.0
+	for i, w := range waiting {
 		vals := make([]float64, len(layers))
 		for k, n := range w.ByApplication {
 			vals[slices.Index(layers, group(k))] += float64(n)
 		}
-		addStep(x(w.TS), vals)
+		addStep(w.TS, vals)
 		maxY = max(maxY, float64(w.Waiters))
 		end := w.TS.Add(time.Duration(w.Seconds * float64(time.Second)))
-		if i+1 < len(inc.Waiting) && inc.Waiting[i+1].TS.Sub(end) > 50*time.Millisecond {
-			addStep(x(end), zero) // a gap: no samples, drawn as nobody known waiting
+		if i+1 < len(waiting) && waiting[i+1].TS.Sub(end) > 50*time.Millisecond {
+			addStep(end, zero) // a gap: no samples, drawn as nobody known waiting
 		}
 	}
-	addStep(x(to), zero)
+	addStep(to, zero)
+	return stacks, maxY
+}
+
+// addStacks draws the stacked layers as filled steps, the top one first so
+// that each lower layer is painted over it, and names them in the legend.
+func addStacks(p *plot.Plot, layers []string, stacks []plotter.XYs, from time.Time) error {
 	for i := len(layers) - 1; i >= 0; i-- {
-		l, err := plotter.NewLine(cum[i])
+		l, err := plotter.NewLine(stacks[i])
 		if err != nil {
-			return nil, fmt.Errorf("chart: %w", err)
+			return fmt.Errorf("chart: %w", err)
 		}
 		c := palette[i%len(palette)]
 		l.StepStyle = plotter.PostStep
@@ -176,17 +218,26 @@ func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
 		p.Add(l)
 	}
 	for i, k := range layers {
-		l, _ := plotter.NewLine(plotter.XYs{{X: x(from), Y: 0}})
+		l, _ := plotter.NewLine(plotter.XYs{{X: chartX(from), Y: 0}})
 		l.Color, l.Width = palette[i%len(palette)], vg.Points(6)
 		p.Legend.Add(k, l)
 	}
+	return nil
+}
 
-	// Markers.
-	type marker struct {
-		at   time.Time
-		name string
-		c    color.Color
-	}
+// marker is a moment the chart marks with a dashed vertical line and a
+// legend entry.
+type marker struct {
+	at   time.Time
+	name string
+	c    color.Color
+}
+
+// chartMarkers are the incident's moments worth a line: each root
+// blocker's transaction start (when on the chart), the DDL's first wait,
+// each operator statement, the DDL's last attempt settling when it tried
+// more than once, and the end.
+func chartMarkers(inc analyze.Incident, from time.Time) []marker {
 	var marks []marker
 	for _, r := range inc.RootBlockers {
 		if r.XactStart != nil && !r.XactStart.Before(from) {
@@ -213,18 +264,26 @@ func Chart(inc analyze.Incident, from, to time.Time) ([]byte, error) {
 		}
 		marks = append(marks, marker{*inc.End, what + " " + inc.End.UTC().Format("15:04:05.0"), color.RGBA{G: 140, B: 60, A: 255}})
 	}
+	return marks
+}
+
+// addMarkers draws each marker as a dashed line from zero to just above
+// the highest stack, with its legend entry.
+func addMarkers(p *plot.Plot, marks []marker, maxY float64) error {
 	for _, m := range marks {
-		l, err := plotter.NewLine(plotter.XYs{{X: x(m.at), Y: 0}, {X: x(m.at), Y: maxY * 1.05}})
+		l, err := plotter.NewLine(plotter.XYs{{X: chartX(m.at), Y: 0}, {X: chartX(m.at), Y: maxY * 1.05}})
 		if err != nil {
-			return nil, fmt.Errorf("chart: %w", err)
+			return fmt.Errorf("chart: %w", err)
 		}
 		l.Color, l.Width, l.Dashes = m.c, vg.Points(1.2), []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(l)
 		p.Legend.Add(m.name, l)
 	}
-	// Head room for the legend above the stacks.
-	p.Y.Max = maxY * (1.15 + 0.13*float64(len(layers)+len(marks)))
-	p.Add(plotter.NewGrid())
+	return nil
+}
+
+// plotSVG renders p, 20 by 10 centimetres, as SVG.
+func plotSVG(p *plot.Plot) ([]byte, error) {
 	w, err := p.WriterTo(20*vg.Centimeter, 10*vg.Centimeter, "svg")
 	if err != nil {
 		return nil, fmt.Errorf("chart: %w", err)

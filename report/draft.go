@@ -51,11 +51,7 @@ func code(s string) string {
 // codeCell is code for a table cell: at most n runes, pipes escaped (a
 // GFM table splits cells before it reads code spans).
 func codeCell(s string, n int) string {
-	s = oneLineText(s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	c := code(s)
+	c := code(oneLine(s, n))
 	if strings.HasPrefix(c, "`") {
 		return strings.ReplaceAll(c, "|", `\|`)
 	}

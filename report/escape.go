@@ -37,13 +37,7 @@ var controls = func() *strings.Replacer {
 
 // cell makes s safe inside a Markdown table cell: one line, no pipes, no
 // HTML, and at most n runes.
-func cell(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	return inline(s)
-}
+func cell(s string, n int) string { return inline(oneLine(s, n)) }
 
 // inline escapes s for running Markdown text: HTML and Markdown markup are
 // shown, not interpreted.

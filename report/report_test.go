@@ -54,19 +54,7 @@ func TestPostmortemGolden(t *testing.T) {
 			if string(again) != string(got) {
 				t.Fatal("two renderings of one result differ")
 			}
-			golden := filepath.Join("testdata", name+".postmortem.md")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./report -update)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("postmortem.md (-want +got):\n%s", diff)
-			}
+			checkGolden(t, name+".postmortem.md", string(got))
 		})
 	}
 }
@@ -232,18 +220,9 @@ func TestBlockingGraph(t *testing.T) {
 // svgNodeTitles parses an SVG and returns the titles of its node groups.
 func svgNodeTitles(t *testing.T, svg []byte) []string {
 	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(svg))
-	dec.Strict = false
 	var titles []string
 	inNode, inTitle := false, false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG does not parse: %v", err)
-		}
+	eachSVGToken(t, svg, func(tok xml.Token) {
 		switch e := tok.(type) {
 		case xml.StartElement:
 			if e.Name.Local == "g" {
@@ -260,8 +239,25 @@ func svgNodeTitles(t *testing.T, svg []byte) []string {
 				inTitle, inNode = false, false
 			}
 		}
-	}
+	})
 	return titles
+}
+
+// eachSVGToken parses svg as XML, calling f with each token in turn; an
+// SVG that does not parse fails the test.
+func eachSVGToken(t *testing.T, svg []byte, f func(xml.Token)) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse: %v", err)
+		}
+		f(tok)
+	}
 }
 
 // DOT built from hostile text still parses and renders.
@@ -291,16 +287,8 @@ func TestQueueChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var texts []string
-	dec := xml.NewDecoder(bytes.NewReader(svg))
 	inText := false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("chart SVG does not parse: %v", err)
-		}
+	eachSVGToken(t, svg, func(tok xml.Token) {
 		switch e := tok.(type) {
 		case xml.StartElement:
 			inText = e.Name.Local == "text"
@@ -311,7 +299,7 @@ func TestQueueChart(t *testing.T) {
 		case xml.EndElement:
 			inText = false
 		}
-	}
+	})
 	all := strings.Join(texts, "|")
 	wants := []string{"sessions waiting", "odoo-* (odoo-http)", "odoo-* (migration)", "queue drained (ended by the blocker side)",
 		fmt.Sprintf("SELECT pg_terminate_backend(%d)", inc.RootBlockers[0].PID), "ALTER TABLE stock_move first waits",
@@ -371,22 +359,13 @@ func TestTimelineGraph(t *testing.T) {
 // order of their numbers.
 func markerXs(t *testing.T, svg []byte) []float64 {
 	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(svg))
-	dec.Strict = false
 	type marker struct {
 		n int
 		x float64
 	}
 	var ms []marker
 	var cur string
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG does not parse: %v", err)
-		}
+	eachSVGToken(t, svg, func(tok xml.Token) {
 		switch e := tok.(type) {
 		case xml.StartElement:
 			if e.Name.Local == "ellipse" && cur != "" {
@@ -405,7 +384,7 @@ func markerXs(t *testing.T, svg []byte) []float64 {
 				}
 			}
 		}
-	}
+	})
 	xs := make([]float64, len(ms))
 	for i, m := range ms {
 		xs[i] = m.x

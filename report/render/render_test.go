@@ -21,14 +21,23 @@ func renderer(t *testing.T, dir string) string {
 	return path
 }
 
-// The renderer process answers graph after graph, says what is wrong with
-// a bad one and goes on, and ends on Close.
-func TestProcess(t *testing.T) {
+// rendererInEmptyHome builds the renderer and moves HOME to an empty
+// directory, which it returns: the renderer's compilation cache starts
+// empty there.
+func rendererInEmptyHome(t *testing.T) (*Process, string) {
+	t.Helper()
 	// Built before HOME moves, which would move Go's build cache too.
 	p := &Process{Path: renderer(t, t.TempDir())}
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CACHE_HOME", "")
+	return p, home
+}
+
+// The renderer process answers graph after graph, says what is wrong with
+// a bad one and goes on, and ends on Close.
+func TestProcess(t *testing.T) {
+	p, home := rendererInEmptyHome(t)
 	ctx := context.Background()
 	for i := range 3 {
 		svg, err := p.SVG(ctx, fmt.Sprintf("digraph { a%d -> b }", i))
@@ -99,10 +108,7 @@ func TestLocateHelper(t *testing.T) {
 // starts: the graph is rendered all the same, without the cache, and the
 // torn cache is dropped so that the next run builds it afresh.
 func TestTornCache(t *testing.T) {
-	p := &Process{Path: renderer(t, t.TempDir())}
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CACHE_HOME", "")
+	p, home := rendererInEmptyHome(t)
 	ctx := context.Background()
 	if _, err := p.SVG(ctx, "digraph { a -> b }"); err != nil {
 		t.Fatal(err)

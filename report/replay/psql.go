@@ -51,9 +51,28 @@ func nullIfEmpty(s string) *string {
 // and the row count. Control characters and invalid UTF-8 are shown
 // escaped (as psql does), so recorded text cannot drive the terminal.
 func (t *Table) WritePsql(w io.Writer) error {
+	cells, width := t.displayCells()
+	var b strings.Builder
+	t.writeHeader(&b, width)
+	for r := range t.Rows {
+		t.writeRow(&b, cells[r], width)
+	}
+	if len(t.Rows) == 1 {
+		b.WriteString("(1 row)\n\n")
+	} else {
+		fmt.Fprintf(&b, "(%d rows)\n\n", len(t.Rows))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// displayCells are t's values split into the lines psql shows (row,
+// column, line; a NULL shows as one empty line), and each column's width:
+// its widest line or its name.
+func (t *Table) displayCells() (cells [][][]string, width []int) {
 	n := len(t.Columns)
-	cells := make([][][]string, len(t.Rows)) // row, column, line
-	width := make([]int, n)
+	cells = make([][][]string, len(t.Rows))
+	width = make([]int, n)
 	for i, c := range t.Columns {
 		width[i] = utf8.RuneCountInString(c)
 	}
@@ -70,13 +89,17 @@ func (t *Table) WritePsql(w io.Writer) error {
 			}
 		}
 	}
-	var b strings.Builder
+	return cells, width
+}
+
+// writeHeader writes the column names, centred, and the rule under them.
+func (t *Table) writeHeader(b *strings.Builder, width []int) {
 	for i, c := range t.Columns {
 		if i > 0 {
 			b.WriteString("|")
 		}
 		pad := width[i] - utf8.RuneCountInString(c)
-		fmt.Fprintf(&b, " %s%s%s ", strings.Repeat(" ", pad/2), c, strings.Repeat(" ", (pad+1)/2))
+		fmt.Fprintf(b, " %s%s%s ", strings.Repeat(" ", pad/2), c, strings.Repeat(" ", (pad+1)/2))
 	}
 	b.WriteString("\n")
 	for i := range t.Columns {
@@ -86,52 +109,48 @@ func (t *Table) WritePsql(w io.Writer) error {
 		b.WriteString(strings.Repeat("-", width[i]+2))
 	}
 	b.WriteString("\n")
-	for r := range t.Rows {
-		lines := 1
+}
+
+// writeRow writes one row, as many lines as its tallest value: numbers
+// aligned right, a value continued on the next line marked "+", the last
+// column unpadded.
+func (t *Table) writeRow(b *strings.Builder, cells [][]string, width []int) {
+	n := len(t.Columns)
+	lines := 1
+	for i := range n {
+		lines = max(lines, len(cells[i]))
+	}
+	for l := range lines {
 		for i := range n {
-			lines = max(lines, len(cells[r][i]))
-		}
-		for l := range lines {
-			var line strings.Builder
-			for i := range n {
-				var s string
-				if l < len(cells[r][i]) {
-					s = cells[r][i][l]
-				}
-				more := l+1 < len(cells[r][i])
-				if i > 0 {
-					line.WriteString("|")
-				}
-				pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(s))
-				right := t.Right != nil && t.Right[i]
-				last := i == n-1
-				line.WriteString(" ")
-				switch {
-				case right:
-					line.WriteString(pad + s)
-				case last && !more:
-					line.WriteString(s) // psql does not pad the last column
-				default:
-					line.WriteString(s + pad)
-				}
-				switch {
-				case more:
-					line.WriteString("+")
-				case !last:
-					line.WriteString(" ")
-				}
+			var s string
+			if l < len(cells[i]) {
+				s = cells[i][l]
 			}
-			b.WriteString(line.String())
-			b.WriteString("\n")
+			more := l+1 < len(cells[i])
+			if i > 0 {
+				b.WriteString("|")
+			}
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(s))
+			right := t.Right != nil && t.Right[i]
+			last := i == n-1
+			b.WriteString(" ")
+			switch {
+			case right:
+				b.WriteString(pad + s)
+			case last && !more:
+				b.WriteString(s) // psql does not pad the last column
+			default:
+				b.WriteString(s + pad)
+			}
+			switch {
+			case more:
+				b.WriteString("+")
+			case !last:
+				b.WriteString(" ")
+			}
 		}
+		b.WriteString("\n")
 	}
-	if len(t.Rows) == 1 {
-		b.WriteString("(1 row)\n\n")
-	} else {
-		fmt.Fprintf(&b, "(%d rows)\n\n", len(t.Rows))
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // displayLines splits a value into the lines psql shows: newlines break

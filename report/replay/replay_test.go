@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
 	"github.com/lockscope/lockscope/report/replay"
@@ -82,130 +81,124 @@ func sorted(rs [][]string) [][]string {
 // queries run on the staged server while the incident stands, and the
 // recorder's next sample is replayed beside them.
 func TestReplayMatchesLiveRunbookQueries(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	cases := []struct {
-		scenario string
-		opts     scenario.Options
-	}{
-		{"cron-vs-alter", scenario.Options{Table: "account_move", Workers: 5, AppPrefix: "erp"}},
-		{"chain", scenario.Options{Table: "sale_order_line", Workers: 4, AppPrefix: "odoo"}},
-		{"create-index-pgdump", scenario.Options{Table: "ir_attachment", Workers: 3, AppPrefix: "web"}},
-		{"row-contention", scenario.Options{Table: "stock_quant", Workers: 3, AppPrefix: "pos"}},
-		{"prepared-root", scenario.Options{Table: "sale_order", Workers: 3, AppPrefix: "odoo"}},
+	cases := []pgtest.Staged{
+		{Scenario: "cron-vs-alter", Options: scenario.Options{Table: "account_move", Workers: 5, AppPrefix: "erp"}},
+		{Scenario: "chain", Options: scenario.Options{Table: "sale_order_line", Workers: 4, AppPrefix: "odoo"}},
+		{Scenario: "create-index-pgdump", Options: scenario.Options{Table: "ir_attachment", Workers: 3, AppPrefix: "web"}},
+		{Scenario: "row-contention", Options: scenario.Options{Table: "stock_quant", Workers: 3, AppPrefix: "pos"}},
+		{Scenario: "prepared-root", Options: scenario.Options{Table: "sale_order", Workers: 3, AppPrefix: "odoo"}},
 	}
-	for _, c := range cases {
-		t.Run(c.scenario, func(t *testing.T) {
-			ctx := context.Background()
-			db := pgtest.NewDatabase(t, srv)
-			if err := scenario.LoadSchema(ctx, db); err != nil {
-				t.Fatal(err)
-			}
-			conn, err := pgx.Connect(ctx, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			// A module left mid-upgrade, for the Step 4 check.
-			if _, err := conn.Exec(ctx, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name = 'stock'"); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(t.TempDir(), "rec")
-			var observed time.Time
-			var staged map[string]bool
-			liveViews := map[string][]replay.Table{}
-			_, err = scenario.RecordIncident(ctx, scenario.RecordOptions{
-				DSN: db, Scenario: c.scenario, Stage: c.opts, Hold: time.Second,
-				Capture: capture.Config{Out: out, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond,
-					BurstInterval: 100 * time.Millisecond, BurstHold: 300 * time.Millisecond, OdooInterval: 200 * time.Millisecond},
-				Observe: func(ctx context.Context, inc *scenario.Incident) error {
-					staged = map[string]bool{}
-					for _, p := range inc.PIDs() {
-						staged[fmt.Sprint(p)] = true
-					}
-					for _, v := range replay.Views {
-						liveViews[v.Name] = live(ctx, t, conn, v.SQL)
-					}
-					observed = time.Now()
-					return nil
-				},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The first full sample after the live queries.
-			var frame *analyze.Frame
-			err = analyze.Frames(ctx, analyze.Config{Dirs: []string{out}}, func(f *analyze.Frame) error {
-				if f.TS.After(observed) {
-					frame = f
-					return analyze.ErrStopFrames
+	pgtest.RunStaged(t, cases, func(t *testing.T, c pgtest.Staged) {
+		ctx := context.Background()
+		db := pgtest.NewDatabase(t, srv)
+		if err := scenario.LoadSchema(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := pgx.Connect(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		// A module left mid-upgrade, for the Step 4 check.
+		if _, err := conn.Exec(ctx, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name = 'stock'"); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "rec")
+		var observed time.Time
+		var staged map[string]bool
+		liveViews := map[string][]replay.Table{}
+		capt := pgtest.FastCapture(out)
+		capt.OdooInterval = 200 * time.Millisecond
+		_, err = scenario.RecordIncident(ctx, scenario.RecordOptions{
+			DSN: db, Scenario: c.Scenario, Stage: c.Options, Hold: time.Second, Capture: capt,
+			Observe: func(ctx context.Context, inc *scenario.Incident) error {
+				staged = map[string]bool{}
+				for _, p := range inc.PIDs() {
+					staged[fmt.Sprint(p)] = true
 				}
+				for _, v := range replay.Views {
+					liveViews[v.Name] = live(ctx, t, conn, v.SQL)
+				}
+				observed = time.Now()
 				return nil
-			})
-			if err != nil || frame == nil {
-				t.Fatalf("no sample after the live queries: %v", err)
-			}
-			got := map[string][]replay.Table{}
-			for _, v := range replay.Views {
-				got[v.Name] = v.Eval(frame)
-				if len(got[v.Name]) != len(liveViews[v.Name]) {
-					t.Fatalf("%s: %d results, live %d", v.Name, len(got[v.Name]), len(liveViews[v.Name]))
-				}
-				for i := range got[v.Name] {
-					if liveViews[v.Name][i].Columns == nil && len(liveViews[v.Name][i].Rows) == 0 {
-						continue // the server sent no row description for an empty result
-					}
-					if diff := cmp.Diff(liveViews[v.Name][i].Columns, got[v.Name][i].Columns); diff != "" {
-						t.Errorf("%s: columns differ from the runbook's (-live +replay):\n%s", v.Name, diff)
-					}
-				}
-			}
-			check := func(view string, res int, ordered bool, cols ...string) {
-				t.Helper()
-				pids := staged
-				if view == replay.ViewVerify || view == replay.ViewPrepared {
-					pids = nil // counts, modules, prepared transactions: every row
-				}
-				want := rows(liveViews[view][res], pids, cols...)
-				have := rows(got[view][res], pids, cols...)
-				if !ordered {
-					want, have = sorted(want), sorted(have)
-				}
-				if len(want) == 0 {
-					t.Errorf("%s: the live query shows none of the staged sessions", view)
-				}
-				if diff := cmp.Diff(want, have); diff != "" {
-					t.Errorf("%s (%s): replay differs from the live query (-live +replay):\n%s", view, strings.Join(cols, ", "), diff)
-				}
-			}
-			// Same rows in the same order (ties aside), every column but
-			// the ages, which run on.
-			check(replay.ViewActivity, 1, true, "pid", "usename", "application_name", "state", "wait_event_type", "wait_event", "query")
-			check(replay.ViewLocks, 0, false, "pid", "usename", "application_name", "mode", "granted", "relation", "query")
-			if c.scenario != "row-contention" {
-				check(replay.ViewAccessExclusive, 0, false, "pid", "application_name", "granted", "relation", "query")
-			}
-			check(replay.ViewBlocking, 0, false, "waiting_pid", "waiting_app", "blocking_pid", "blocking_app", "waiting_query", "blocking_query")
-			if c.scenario == "prepared-root" {
-				check(replay.ViewPrepared, 0, true, "gid", "database", "owner", "prepared")
-			}
-			for _, res := range []int{0, 1, 2} {
-				check(replay.ViewVerify, res, true, liveViews[replay.ViewVerify][res].Columns...)
-			}
-			// Rows ordered by age in the runbook: the waiters' order.
-			order := func(tb replay.Table) []string {
-				var pids []string
-				for r := range tb.Rows {
-					if p := tb.Get(r, "pid"); staged[p] && tb.Get(r, "granted") == "f" {
-						pids = append(pids, p)
-					}
-				}
-				return pids
-			}
-			if diff := cmp.Diff(order(liveViews[replay.ViewLocks][0]), order(got[replay.ViewLocks][0])); diff != "" {
-				t.Errorf("locks: waiting rows in another order than live (-live +replay):\n%s", diff)
-			}
+			},
 		})
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first full sample after the live queries.
+		var frame *analyze.Frame
+		err = analyze.Frames(ctx, analyze.Config{Dirs: []string{out}}, func(f *analyze.Frame) error {
+			if f.TS.After(observed) {
+				frame = f
+				return analyze.ErrStopFrames
+			}
+			return nil
+		})
+		if err != nil || frame == nil {
+			t.Fatalf("no sample after the live queries: %v", err)
+		}
+		got := map[string][]replay.Table{}
+		for _, v := range replay.Views {
+			got[v.Name] = v.Eval(frame)
+			if len(got[v.Name]) != len(liveViews[v.Name]) {
+				t.Fatalf("%s: %d results, live %d", v.Name, len(got[v.Name]), len(liveViews[v.Name]))
+			}
+			for i := range got[v.Name] {
+				if liveViews[v.Name][i].Columns == nil && len(liveViews[v.Name][i].Rows) == 0 {
+					continue // the server sent no row description for an empty result
+				}
+				if diff := cmp.Diff(liveViews[v.Name][i].Columns, got[v.Name][i].Columns); diff != "" {
+					t.Errorf("%s: columns differ from the runbook's (-live +replay):\n%s", v.Name, diff)
+				}
+			}
+		}
+		check := func(view string, res int, ordered bool, cols ...string) {
+			t.Helper()
+			pids := staged
+			if view == replay.ViewVerify || view == replay.ViewPrepared {
+				pids = nil // counts, modules, prepared transactions: every row
+			}
+			want := rows(liveViews[view][res], pids, cols...)
+			have := rows(got[view][res], pids, cols...)
+			if !ordered {
+				want, have = sorted(want), sorted(have)
+			}
+			if len(want) == 0 {
+				t.Errorf("%s: the live query shows none of the staged sessions", view)
+			}
+			if diff := cmp.Diff(want, have); diff != "" {
+				t.Errorf("%s (%s): replay differs from the live query (-live +replay):\n%s", view, strings.Join(cols, ", "), diff)
+			}
+		}
+		// Same rows in the same order (ties aside), every column but
+		// the ages, which run on.
+		check(replay.ViewActivity, 1, true, "pid", "usename", "application_name", "state", "wait_event_type", "wait_event", "query")
+		check(replay.ViewLocks, 0, false, "pid", "usename", "application_name", "mode", "granted", "relation", "query")
+		if c.Scenario != "row-contention" {
+			check(replay.ViewAccessExclusive, 0, false, "pid", "application_name", "granted", "relation", "query")
+		}
+		check(replay.ViewBlocking, 0, false, "waiting_pid", "waiting_app", "blocking_pid", "blocking_app", "waiting_query", "blocking_query")
+		if c.Scenario == "prepared-root" {
+			check(replay.ViewPrepared, 0, true, "gid", "database", "owner", "prepared")
+		}
+		for _, res := range []int{0, 1, 2} {
+			check(replay.ViewVerify, res, true, liveViews[replay.ViewVerify][res].Columns...)
+		}
+		// Rows ordered by age in the runbook: the waiters' order.
+		order := func(tb replay.Table) []string {
+			var pids []string
+			for r := range tb.Rows {
+				if p := tb.Get(r, "pid"); staged[p] && tb.Get(r, "granted") == "f" {
+					pids = append(pids, p)
+				}
+			}
+			return pids
+		}
+		if diff := cmp.Diff(order(liveViews[replay.ViewLocks][0]), order(got[replay.ViewLocks][0])); diff != "" {
+			t.Errorf("locks: waiting rows in another order than live (-live +replay):\n%s", diff)
+		}
+	})
 }
 
 // The views print what psql prints: the same rows through the real psql

@@ -20,16 +20,29 @@ func fixtureRecordings(t *testing.T) []string {
 	return recs
 }
 
+// fixtureRecording is the directory of the recorded fixture name.
+func fixtureRecording(name string) string {
+	return filepath.Join("..", "..", "fixtures", name, "recording")
+}
+
+// newDrill prepares a drill on the recording in dir, on its incident with
+// the most waiter-seconds.
+func newDrill(t *testing.T, dir string) *train.Drill {
+	t.Helper()
+	d, err := train.New(context.Background(), analyze.Config{Dirs: []string{dir}}, 0)
+	if err != nil {
+		t.Fatalf("drill on %s: %v", dir, err)
+	}
+	return d
+}
+
 // Answering "a" to everything is no strategy: over the recorded fixtures
 // it scores at most 40 %.
 func TestTrainAllAOverFixtures(t *testing.T) {
 	ctx := context.Background()
 	right, total := 0, 0
 	for _, rec := range fixtureRecordings(t) {
-		d, err := train.New(ctx, analyze.Config{Dirs: []string{rec}}, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", rec, err)
-		}
+		d := newDrill(t, rec)
 		var out strings.Builder
 		score, err := train.RunLines(ctx, d, strings.NewReader(strings.Repeat("a\n", len(d.Questions))), &out)
 		if err != nil {
@@ -52,10 +65,7 @@ func TestTrainNoHindsight(t *testing.T) {
 	ctx := context.Background()
 	for _, rec := range fixtureRecordings(t) {
 		t.Run(filepath.Base(filepath.Dir(rec)), func(t *testing.T) {
-			d, err := train.New(ctx, analyze.Config{Dirs: []string{rec}}, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := newDrill(t, rec)
 			for _, q := range d.Questions {
 				cut, err := train.New(ctx, analyze.Config{Dirs: []string{rec}, Until: q.At.Add(time.Microsecond)}, d.Incident.ID)
 				if err != nil {
@@ -91,13 +101,9 @@ func TestTrainNoHindsight(t *testing.T) {
 // The same seed gives the same order of choices; another seed another
 // order, with the same right answers.
 func TestTrainShuffleSeed(t *testing.T) {
-	ctx := context.Background()
 	orders := map[uint64]string{}
 	for _, seed := range []uint64{1, 2, 1} {
-		d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/dump-vs-alter-cancelled/recording"}}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := newDrill(t, fixtureRecording("dump-vs-alter-cancelled"))
 		d.Shuffle(seed)
 		var b strings.Builder
 		for i, q := range d.Questions {

@@ -207,78 +207,95 @@ func Summarize(w io.Writer, records []Record, c *Curriculum) error {
 		b.WriteString("No drills recorded yet.\n")
 	}
 	for _, t := range trainees {
-		var mine []Record
-		for _, r := range records {
-			if r.Trainee == t {
-				mine = append(mine, r)
-			}
-		}
-		slices.SortStableFunc(mine, func(a, b Record) int { return a.At.Compare(b.At) })
-		fmt.Fprintf(&b, "%s: %d drill(s), the last on %s UTC\n", t, len(mine), mine[len(mine)-1].At.UTC().Format("2006-01-02 15:04"))
-		line := func(label string, rs []Record, pass int) {
-			if len(rs) == 0 {
-				fmt.Fprintf(&b, "  %-40s not taken", label)
-			} else {
-				best := slices.MaxFunc(rs, func(a, b Record) int { return a.Points - b.Points }).Points
-				fmt.Fprintf(&b, "  %-40s %d attempt(s), best %3d, last %3d", label, len(rs), best, rs[len(rs)-1].Points)
-				if pass > 0 {
-					status := "not yet passed"
-					if best >= pass {
-						status = "passed"
-					}
-					fmt.Fprintf(&b, " (pass %d: %s)", pass, status)
-				}
-			}
-			b.WriteString("\n")
-		}
-		if c != nil {
-			for _, s := range c.Drills {
-				kind, drill := s.Name()
-				line(kind+" "+drill, slices.DeleteFunc(slices.Clone(mine), func(r Record) bool { return !sameDrill(r, s) }), s.Pass)
-			}
-			if next, ok := c.Next(records, t); ok {
-				kind, drill := next.Name()
-				fmt.Fprintf(&b, "  next: %s %s\n", kind, drill)
-			} else {
-				b.WriteString("  every drill of the curriculum passed\n")
-			}
-		} else {
-			var drills []string
-			for _, r := range mine {
-				if k := r.Kind + " " + r.Drill; !slices.Contains(drills, k) {
-					drills = append(drills, k)
-				}
-			}
-			for _, d := range drills {
-				line(d, slices.DeleteFunc(slices.Clone(mine), func(r Record) bool { return r.Kind+" "+r.Drill != d }), 0)
-			}
-		}
-		missed := map[string]int{}
-		for _, r := range mine {
-			for _, m := range r.Missed {
-				missed[m]++
-			}
-		}
-		if len(missed) > 0 {
-			var steps []string
-			for s := range missed {
-				steps = append(steps, s)
-			}
-			slices.SortFunc(steps, func(a, b string) int {
-				if missed[a] != missed[b] {
-					return missed[b] - missed[a]
-				}
-				return strings.Compare(a, b)
-			})
-			var parts []string
-			for _, s := range steps {
-				parts = append(parts, fmt.Sprintf("%s (%d)", s, missed[s]))
-			}
-			fmt.Fprintf(&b, "  points lost most often on: %s\n", strings.Join(parts, ", "))
-		}
+		summarizeTrainee(&b, t, records, c)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// summarizeTrainee writes one trainee's drills, in the curriculum's order
+// with the next one due or, without a curriculum, in the order first
+// taken; then the steps they lost points on.
+func summarizeTrainee(b *strings.Builder, trainee string, records []Record, c *Curriculum) {
+	var mine []Record
+	for _, r := range records {
+		if r.Trainee == trainee {
+			mine = append(mine, r)
+		}
+	}
+	slices.SortStableFunc(mine, func(a, b Record) int { return a.At.Compare(b.At) })
+	fmt.Fprintf(b, "%s: %d drill(s), the last on %s UTC\n", trainee, len(mine), mine[len(mine)-1].At.UTC().Format("2006-01-02 15:04"))
+	if c != nil {
+		for _, s := range c.Drills {
+			kind, drill := s.Name()
+			drillLine(b, kind+" "+drill, slices.DeleteFunc(slices.Clone(mine), func(r Record) bool { return !sameDrill(r, s) }), s.Pass)
+		}
+		if next, ok := c.Next(records, trainee); ok {
+			kind, drill := next.Name()
+			fmt.Fprintf(b, "  next: %s %s\n", kind, drill)
+		} else {
+			b.WriteString("  every drill of the curriculum passed\n")
+		}
+	} else {
+		var drills []string
+		for _, r := range mine {
+			if k := r.Kind + " " + r.Drill; !slices.Contains(drills, k) {
+				drills = append(drills, k)
+			}
+		}
+		for _, d := range drills {
+			drillLine(b, d, slices.DeleteFunc(slices.Clone(mine), func(r Record) bool { return r.Kind+" "+r.Drill != d }), 0)
+		}
+	}
+	lostMostOften(b, mine)
+}
+
+// drillLine writes one drill's attempts, best and last score, and with a
+// pass mark (pass > 0) whether it is passed.
+func drillLine(b *strings.Builder, label string, rs []Record, pass int) {
+	if len(rs) == 0 {
+		fmt.Fprintf(b, "  %-40s not taken\n", label)
+		return
+	}
+	best := slices.MaxFunc(rs, func(a, b Record) int { return a.Points - b.Points }).Points
+	fmt.Fprintf(b, "  %-40s %d attempt(s), best %3d, last %3d", label, len(rs), best, rs[len(rs)-1].Points)
+	if pass > 0 {
+		status := "not yet passed"
+		if best >= pass {
+			status = "passed"
+		}
+		fmt.Fprintf(b, " (pass %d: %s)", pass, status)
+	}
+	b.WriteString("\n")
+}
+
+// lostMostOften writes the runbook steps the drills lost points on, most
+// often first, with how often.
+func lostMostOften(b *strings.Builder, rs []Record) {
+	missed := map[string]int{}
+	for _, r := range rs {
+		for _, m := range r.Missed {
+			missed[m]++
+		}
+	}
+	if len(missed) == 0 {
+		return
+	}
+	var steps []string
+	for s := range missed {
+		steps = append(steps, s)
+	}
+	slices.SortFunc(steps, func(a, b string) int {
+		if missed[a] != missed[b] {
+			return missed[b] - missed[a]
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, s := range steps {
+		parts = append(parts, fmt.Sprintf("%s (%d)", s, missed[s]))
+	}
+	fmt.Fprintf(b, "  points lost most often on: %s\n", strings.Join(parts, ", "))
 }
 
 // Missed lists the runbook steps of the questions answered wrong or not

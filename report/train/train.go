@@ -196,56 +196,88 @@ func (d *Drill) minDuration() time.Duration {
 	return time.Second
 }
 
+// build asks the questions: at the page, the trend (once two samples can
+// be opened), the first session to act on and how, the session to leave
+// alone; then, for a DDL, finish forward or roll back once the first root
+// blocker is gone. Each from the recording up to its moment only.
 func (d *Drill) build(ctx context.Context) error {
-	inc := &d.Incident
-	// Paged: a queue that has stood for MinDuration (every wait seen at
-	// its start counts by then, in any cut), with a sample before it.
-	d.Paged = time.Time{}
-	for i, p := range inc.Waiting {
-		if i >= 1 && !p.TS.Before(inc.Start.Add(d.minDuration())) {
-			d.Paged = p.TS
-			break
-		}
-	}
-	if d.Paged.IsZero() {
-		d.Paged = inc.Start
-		if n := len(inc.Waiting); n > 0 {
-			d.Paged = inc.Waiting[n-1].TS
-		}
-	}
+	d.Paged = d.pagedAt()
 	at := d.Paged
 	x, err := d.cut(ctx, at)
 	if err != nil {
 		return err
 	}
 	prev, cur, two := last2(x, at)
-
-	// Is the queue growing? Only once two samples can be opened.
 	if two {
-		trend := "steady"
-		switch {
-		case cur.Waiters > prev.Waiters:
-			trend = "growing"
-		case cur.Waiters < prev.Waiters:
-			trend = "draining"
-		}
-		d.Questions = append(d.Questions, Question{Kind: KindTrend, Step: "Triage (after Step 1)", At: at, Waiting: cur.Waiters,
-			Prompt:   "Is the lock queue growing, steady or draining?",
-			Choices:  []Choice{{"growing", "growing: more waiters every sample"}, {"steady", "steady"}, {"draining", "draining"}},
-			Answer:   trend,
-			Evidence: fmt.Sprintf("%d sessions waiting at %s, %d now at %s (lock_waiters in the Step 4 view, or count the Lock waits in Step 0).", prev.Waiters, d.T(prev.TS), cur.Waiters, d.T(at)),
-		})
+		d.Questions = append(d.Questions, d.trendQuestion(at, prev, cur))
 	}
-
-	// Which session first, and how: none, when no session needs an action.
 	sessions := candidates(x)
-	var first *analyze.Action
+	first := firstAction(x)
+	d.Questions = append(d.Questions, firstPIDQuestion(x, first, sessions, at, cur.Waiters))
+	if q, ok := actionQuestion(first, at, cur.Waiters); ok {
+		d.Questions = append(d.Questions, q)
+	}
+	d.Questions = append(d.Questions, handsOffQuestion(x, sessions, at, cur.Waiters))
+	if d.Incident.DDL != nil {
+		if q, ok, err := d.pathQuestion(ctx, d.pathMoment(at)); err != nil {
+			return err
+		} else if ok {
+			d.Questions = append(d.Questions, q)
+		}
+	}
+	d.order()
+	return nil
+}
+
+// pagedAt is when the on-call is paged: at the first sample after the
+// queue's first that is at least MinDuration into it (every wait seen at
+// its start counts by then, in any cut); failing that, at the queue's last
+// sample, or its start.
+func (d *Drill) pagedAt() time.Time {
+	inc := &d.Incident
+	for i, p := range inc.Waiting {
+		if i >= 1 && !p.TS.Before(inc.Start.Add(d.minDuration())) {
+			return p.TS
+		}
+	}
+	if n := len(inc.Waiting); n > 0 {
+		return inc.Waiting[n-1].TS
+	}
+	return inc.Start
+}
+
+// trendQuestion asks whether the queue is growing, from two samples the
+// trainee can open.
+func (d *Drill) trendQuestion(at time.Time, prev, cur analyze.WaitingPoint) Question {
+	trend := "steady"
+	switch {
+	case cur.Waiters > prev.Waiters:
+		trend = "growing"
+	case cur.Waiters < prev.Waiters:
+		trend = "draining"
+	}
+	return Question{Kind: KindTrend, Step: "Triage (after Step 1)", At: at, Waiting: cur.Waiters,
+		Prompt:   "Is the lock queue growing, steady or draining?",
+		Choices:  []Choice{{"growing", "growing: more waiters every sample"}, {"steady", "steady"}, {"draining", "draining"}},
+		Answer:   trend,
+		Evidence: fmt.Sprintf("%d sessions waiting at %s, %d now at %s (lock_waiters in the Step 4 view, or count the Lock waits in Step 0).", prev.Waiters, d.T(prev.TS), cur.Waiters, d.T(at)),
+	}
+}
+
+// firstAction is the first action of the runbook's containment order that
+// is not to leave a session alone; nil when no session needs one.
+func firstAction(x *analyze.Incident) *analyze.Action {
 	for i := range x.Actions {
 		if a := &x.Actions[i]; a.Action != "leave" {
-			first = a
-			break
+			return a
 		}
 	}
+	return nil
+}
+
+// firstPIDQuestion asks which session to act on first: the candidates, a
+// prepared transaction by its GID, or none when no session needs an action.
+func firstPIDQuestion(x *analyze.Incident, first *analyze.Action, sessions map[int32]string, at time.Time, waiting int) Question {
 	answer, evidence := KeyNone, "no session holds a lock others wait on for long: the waits come and go (or PostgreSQL resolves them itself), and acting on any one session would not help. The triage checklist comes before Step 2."
 	choices := pidChoices(sessions)
 	switch {
@@ -256,31 +288,41 @@ func (d *Drill) build(ctx context.Context) error {
 	case first != nil:
 		answer, evidence = strconv.Itoa(int(first.PID)), rootEvidence(x, first)
 	}
-	d.Questions = append(d.Questions, Question{Kind: KindFirstPID, Step: "Step 1 (identify the root blocker)", At: at, Waiting: cur.Waiters,
+	return Question{Kind: KindFirstPID, Step: "Step 1 (identify the root blocker)", At: at, Waiting: waiting,
 		Prompt:   "Which session do you act on first?",
 		Choices:  append(choices, Choice{KeyNone, "none: no session needs an action"}),
 		Answer:   answer,
 		Evidence: evidence,
-	})
+	}
+}
+
+// actionQuestion asks how to release the first session: a prepared
+// transaction is committed or rolled back, a backend cancelled or
+// terminated. ok is false when the first action is neither.
+func actionQuestion(first *analyze.Action, at time.Time, waiting int) (q Question, ok bool) {
 	switch {
 	case first != nil && first.GID != "":
-		d.Questions = append(d.Questions, Question{Kind: KindAction, Step: "Step 2 (release the blocker)", At: at, Waiting: cur.Waiters,
+		return Question{Kind: KindAction, Step: "Step 2 (release the blocker)", At: at, Waiting: waiting,
 			Prompt: fmt.Sprintf("Prepared transaction %s: how do you release it?", first.GID),
 			Choices: []Choice{{"cancel", "pg_cancel_backend(0)"}, {"terminate", "pg_terminate_backend(0)"},
 				{first.Action, fmt.Sprintf("%s PREPARED '%s'", strings.ToUpper(strings.TrimSuffix(first.Action, "_prepared")), first.GID)}},
 			Answer:   first.Action,
 			Evidence: first.Reason,
-		})
+		}, true
 	case first != nil && (first.Action == "cancel" || first.Action == "terminate"):
-		d.Questions = append(d.Questions, Question{Kind: KindAction, Step: "Step 2 (cancel first, terminate second)", At: at, Waiting: cur.Waiters,
+		return Question{Kind: KindAction, Step: "Step 2 (cancel first, terminate second)", At: at, Waiting: waiting,
 			Prompt:   fmt.Sprintf("pid %d: cancel or terminate?", first.PID),
 			Choices:  []Choice{{"cancel", "cancel: pg_cancel_backend"}, {"terminate", "terminate: pg_terminate_backend"}},
 			Answer:   first.Action,
 			Evidence: first.Reason,
-		})
+		}, true
 	}
+	return Question{}, false
+}
 
-	// Which session must be left alone: a protected one, or none.
+// handsOffQuestion asks which session must be left alone: the first
+// protected one, offered among the unprotected candidates, or none.
+func handsOffQuestion(x *analyze.Incident, sessions map[int32]string, at time.Time, waiting int) Question {
 	handsOff := map[int32]string{}
 	for pid, app := range sessions {
 		if !slices.ContainsFunc(x.Protected, func(p analyze.Protected) bool { return p.PID == pid }) {
@@ -293,40 +335,34 @@ func (d *Drill) build(ctx context.Context) error {
 		handsOff[p.PID] = p.ApplicationName
 		leave, why = strconv.Itoa(int(p.PID)), p.Reason
 	}
-	d.Questions = append(d.Questions, Question{Kind: KindHandsOff, Step: "Step 2 (do not terminate replication/backup/admin sessions)", At: at, Waiting: cur.Waiters,
+	return Question{Kind: KindHandsOff, Step: "Step 2 (do not terminate replication/backup/admin sessions)", At: at, Waiting: waiting,
 		Prompt:   "Which of these sessions must you not touch while you contain the incident?",
 		Choices:  append(pidChoices(handsOff), Choice{KeyNone, "none of these"}),
 		Answer:   leave,
 		Evidence: why,
-	})
+	}
+}
 
-	// Finish forward or roll back: asked at the first sample after the
-	// first root blocker was gone, from what the recording shows by then.
-	if inc.DDL != nil {
-		gone := time.Time{}
-		for _, r := range inc.RootBlockers {
-			if r.Gone != nil && (gone.IsZero() || r.Gone.Before(gone)) {
-				gone = *r.Gone
-			}
-		}
-		when := at
-		if !gone.IsZero() && gone.After(at) {
-			when = gone
-			for _, p := range inc.Waiting {
-				if p.TS.After(gone) {
-					when = p.TS
-					break
-				}
-			}
-		}
-		if q, ok, err := d.pathQuestion(ctx, when); err != nil {
-			return err
-		} else if ok {
-			d.Questions = append(d.Questions, q)
+// pathMoment is when to ask finish forward or roll back: at the first
+// sample after the first root blocker was gone, when that is after the
+// page; else at the page.
+func (d *Drill) pathMoment(at time.Time) time.Time {
+	inc := &d.Incident
+	gone := time.Time{}
+	for _, r := range inc.RootBlockers {
+		if r.Gone != nil && (gone.IsZero() || r.Gone.Before(gone)) {
+			gone = *r.Gone
 		}
 	}
-	d.order()
-	return nil
+	if gone.IsZero() || !gone.After(at) {
+		return at
+	}
+	for _, p := range inc.Waiting {
+		if p.TS.After(gone) {
+			return p.TS
+		}
+	}
+	return gone
 }
 
 // pathQuestion asks Step 3 at when, from the recording up to when: roll
@@ -537,9 +573,18 @@ func (s Score) Right() int {
 // correct containment would have saved. Here, and only here, the drill
 // speaks of what came after the questions.
 func (d *Drill) Debrief(s Score) string {
-	inc := &d.Incident
 	var b strings.Builder
-	fmt.Fprintf(&b, "Score: %d of %d.\n", s.Right(), len(d.Questions))
+	d.debriefScore(&b, s)
+	fmt.Fprintf(&b, "\nWhat happened: %s\n", plain(report.Summary(d.Incident)))
+	d.debriefBeside(&b, s)
+	d.debriefContainment(&b)
+	return b.String()
+}
+
+// debriefScore is the score, then each answer with its runbook step, its
+// moment and the right answer.
+func (d *Drill) debriefScore(b *strings.Builder, s Score) {
+	fmt.Fprintf(b, "Score: %d of %d.\n", s.Right(), len(d.Questions))
 	for _, a := range s.Answers {
 		q := d.Questions[a.Question]
 		given := "no answer"
@@ -550,11 +595,14 @@ func (d *Drill) Debrief(s Score) string {
 		if !a.Right {
 			mark = "missed"
 		}
-		fmt.Fprintf(&b, "  %-6s %s, %s: %s (%s; right: %s)\n", mark, q.Step, d.T(q.At), q.Prompt, given, q.Answer)
+		fmt.Fprintf(b, "  %-6s %s, %s: %s (%s; right: %s)\n", mark, q.Step, d.T(q.At), q.Prompt, given, q.Answer)
 	}
-	fmt.Fprintf(&b, "\nWhat happened: %s\n", plain(report.Summary(*inc)))
+}
 
-	// The trainee beside the on-call of the recording.
+// debriefBeside sets the trainee's Step 2 and Step 3 beside what the
+// recorded on-call did.
+func (d *Drill) debriefBeside(b *strings.Builder, s Score) {
+	inc := &d.Incident
 	b.WriteString("\nYou and the recorded on-call:\n")
 	mine := map[string]string{}
 	for _, a := range s.Answers {
@@ -572,7 +620,7 @@ func (d *Drill) Debrief(s Score) string {
 		}
 		you += " at " + d.T(d.Paged)
 	}
-	fmt.Fprintf(&b, "  Step 2, you:       %s\n", you)
+	fmt.Fprintf(b, "  Step 2, you:       %s\n", you)
 	done := inc.Runbook.Done
 	if len(done) == 0 {
 		done = []string{"the recording shows no action on a root blocker"}
@@ -582,12 +630,18 @@ func (d *Drill) Debrief(s Score) string {
 		if i > 0 {
 			label = "                     "
 		}
-		fmt.Fprintf(&b, "%s%s\n", label, plain(line))
+		fmt.Fprintf(b, "%s%s\n", label, plain(line))
 	}
 	if p := mine[KindPath]; p != "" {
-		fmt.Fprintf(&b, "  Step 3, you:       %s; the recording: %s (%s)\n", p, inc.Runbook.Path, plain(inc.Runbook.PathEvidence))
+		fmt.Fprintf(b, "  Step 3, you:       %s; the recording: %s (%s)\n", p, inc.Runbook.Path, plain(inc.Runbook.PathEvidence))
 	}
+}
 
+// debriefContainment is what cancelling or terminating the first root
+// blocker when paged would have spared, in waiter-seconds; nothing when the
+// runbook would cancel or terminate no session.
+func (d *Drill) debriefContainment(b *strings.Builder) {
+	inc := &d.Incident
 	var first *analyze.Action
 	for i := range inc.Actions {
 		if a := &inc.Actions[i]; a.Action == "cancel" || a.Action == "terminate" {
@@ -596,7 +650,7 @@ func (d *Drill) Debrief(s Score) string {
 		}
 	}
 	if first == nil {
-		return b.String()
+		return
 	}
 	end := d.Recording.End
 	what := "was still blocking when the recording ends"
@@ -617,10 +671,9 @@ func (d *Drill) Debrief(s Score) string {
 			n = q.Waiting
 		}
 	}
-	fmt.Fprintf(&b, "\nFastest correct containment (Step 2): %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
+	fmt.Fprintf(b, "\nFastest correct containment (Step 2): %s pid %d at %s, when the queue was evident (%d waiting). In the recording it %s. "+
 		"Acting at %s would have spared about %.1f of the %.1f waiter-seconds (%.0f%%), taking the queue to drain as fast after it as it did.\n",
 		first.Action, first.PID, d.T(d.Paged), n, what, d.T(d.Paged), saved, inc.WaiterSeconds, pct)
-	return b.String()
 }
 
 // plain drops Markdown code-span backticks for the terminal.

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
 	"github.com/lockscope/lockscope/report/train"
@@ -106,77 +104,53 @@ func script(t *testing.T, d *train.Drill, answers map[string]string, wrong bool)
 	return b.String()
 }
 
-func stage(t *testing.T, name string, opts scenario.Options) (scenario.Truth, string) {
-	t.Helper()
-	db := pgtest.NewDatabase(t, srv)
-	out := filepath.Join(t.TempDir(), "rec")
-	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
-		DSN: db, Scenario: name, Stage: opts, Hold: 2 * time.Second,
-		Capture: capture.Config{Out: out, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond,
-			BurstInterval: 100 * time.Millisecond, BurstHold: 300 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return truth, out
-}
-
 // A trainee answering a freshly recorded incident from the runbook scores
 // every point; one who picks another choice each time scores none. The
 // answers come from what was staged, not from the analysis.
 func TestTrainScriptedAnswers(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	cases := []struct {
-		scenario string
-		opts     scenario.Options
-		kinds    []string
-	}{
-		{"cron-vs-alter", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "erp"},
-			[]string{train.KindTrend, train.KindFirstPID, train.KindAction, train.KindHandsOff, train.KindPath}},
-		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"},
-			[]string{train.KindTrend, train.KindFirstPID, train.KindAction, train.KindHandsOff, train.KindPath}},
+	cases := []pgtest.Staged{
+		{Scenario: "cron-vs-alter", Options: scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "erp"}},
+		{Scenario: "create-index-pgdump", Options: scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
 	}
-	for _, c := range cases {
-		t.Run(c.scenario, func(t *testing.T) {
-			ctx := context.Background()
-			truth, rec := stage(t, c.scenario, c.opts)
-			d, err := train.New(ctx, analyze.Config{Dirs: []string{rec}}, 0)
-			if err != nil {
-				t.Fatal(err)
+	// Each staged incident is a root blocker, idle in transaction, ahead of
+	// a DDL: every question is asked.
+	wantKinds := []string{train.KindTrend, train.KindFirstPID, train.KindAction, train.KindHandsOff, train.KindPath}
+	pgtest.RunStaged(t, cases, func(t *testing.T, c pgtest.Staged) {
+		ctx := context.Background()
+		truth, rec := pgtest.RecordStaged(t, srv, c, 2*time.Second)
+		d := newDrill(t, rec)
+		var kinds []string
+		for _, q := range d.Questions {
+			kinds = append(kinds, q.Kind)
+		}
+		if strings.Join(kinds, ",") != strings.Join(wantKinds, ",") {
+			t.Fatalf("questions %v, want %v", kinds, wantKinds)
+		}
+		answers := rightAnswers(truth)
+		answers[train.KindTrend] = trendOf(t, rec, truth, d.Questions[0].At)
+		var out strings.Builder
+		score, err := train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, false)), &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if score.Right() != len(d.Questions) {
+			t.Errorf("right answers scored %d of %d:\n%s", score.Right(), len(d.Questions), out.String())
+		}
+		for _, want := range []string{" waiting_pid | waiting_app ", fmt.Sprintf("Score: %d of %d.", len(d.Questions), len(d.Questions)),
+			"What happened: ", "Fastest correct containment (Step 2): terminate pid " + fmt.Sprint(truth.Root.PID)} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
 			}
-			var kinds []string
-			for _, q := range d.Questions {
-				kinds = append(kinds, q.Kind)
-			}
-			if strings.Join(kinds, ",") != strings.Join(c.kinds, ",") {
-				t.Fatalf("questions %v, want %v", kinds, c.kinds)
-			}
-			answers := rightAnswers(truth)
-			answers[train.KindTrend] = trendOf(t, rec, truth, d.Questions[0].At)
-			var out strings.Builder
-			score, err := train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, false)), &out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if score.Right() != len(d.Questions) {
-				t.Errorf("right answers scored %d of %d:\n%s", score.Right(), len(d.Questions), out.String())
-			}
-			for _, want := range []string{" waiting_pid | waiting_app ", fmt.Sprintf("Score: %d of %d.", len(d.Questions), len(d.Questions)),
-				"What happened: ", "Fastest correct containment (Step 2): terminate pid " + fmt.Sprint(truth.Root.PID)} {
-				if !strings.Contains(out.String(), want) {
-					t.Errorf("output lacks %q:\n%s", want, out.String())
-				}
-			}
-			out.Reset()
-			score, err = train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, true)), &out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if score.Right() != 0 || !strings.Contains(out.String(), "Not quite: the answer is") {
-				t.Errorf("wrong answers scored %d:\n%s", score.Right(), out.String())
-			}
-		})
-	}
+		}
+		out.Reset()
+		score, err = train.RunLines(ctx, d, strings.NewReader(script(t, d, answers, true)), &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if score.Right() != 0 || !strings.Contains(out.String(), "Not quite: the answer is") {
+			t.Errorf("wrong answers scored %d:\n%s", score.Right(), out.String())
+		}
+	})
 }
 
 // The line mode re-asks after an answer that names no choice, accepts
@@ -184,10 +158,7 @@ func TestTrainScriptedAnswers(t *testing.T) {
 // missed. Runs offline on a committed recording.
 func TestTrainLineMode(t *testing.T) {
 	ctx := context.Background()
-	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/cron-vs-alter/recording"}}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDrill(t, fixtureRecording("cron-vs-alter"))
 	if len(d.Questions) < 4 {
 		t.Fatalf("%d questions", len(d.Questions))
 	}
@@ -219,10 +190,7 @@ func TestTrainLineMode(t *testing.T) {
 // would interpret.
 func TestTrainOutputHasNoControlCharacters(t *testing.T) {
 	ctx := context.Background()
-	d, err := train.New(ctx, analyze.Config{Dirs: []string{"../../fixtures/chain/recording"}}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDrill(t, fixtureRecording("chain"))
 	d.Incident.Relations = []string{"evil\x1b[2J"}
 	d.Questions[0].Evidence = "evidence\x1b]0;title\x07"
 	var out strings.Builder
