@@ -565,10 +565,22 @@ func endedBy(x *Incident) (string, string) {
 		}
 	}
 	d := x.DDL
-	gaveUp := d != nil && slices.Contains([]string{OutcomeGaveUp, OutcomeCancelled, OutcomeLockTimeout, OutcomeTerminated, OutcomeLeftWaiting}, d.Outcome)
+	gaveUpOutcomes := []string{OutcomeGaveUp, OutcomeCancelled, OutcomeLockTimeout, OutcomeTerminated, OutcomeLeftWaiting}
+	gaveUp := d != nil && slices.Contains(gaveUpOutcomes, d.Outcome)
+	how := ""
+	if d != nil {
+		how = outcomeWords(d.Outcome)
+		// With retries, what ended the queue is the attempt that ended
+		// as it drained, whatever a later attempt did.
+		if i := slices.IndexFunc(d.AttemptLog, func(a Attempt) bool { return a.End != nil && a.End.Equal(*x.End) }); i >= 0 && len(d.AttemptLog) > 1 {
+			a := d.AttemptLog[i]
+			gaveUp = slices.Contains(gaveUpOutcomes, a.Outcome)
+			how = fmt.Sprintf("%s at attempt %d of %d", outcomeWords(a.Outcome), i+1, len(d.AttemptLog))
+		}
+	}
 	switch {
 	case gaveUp && len(gone) == 0:
-		s := fmt.Sprintf("the queue ended from the waiting side: the DDL (pid %d) %s", d.PID, outcomeWords(d.Outcome))
+		s := fmt.Sprintf("the queue ended from the waiting side: the DDL (pid %d) %s", d.PID, how)
 		if len(kept) > 0 {
 			s += fmt.Sprintf(", while the root blocker %s kept its locks", rootName(kept[0]))
 		}
@@ -577,7 +589,7 @@ func endedBy(x *Incident) (string, string) {
 		r := gone[0]
 		return EndedByBlocker, fmt.Sprintf("the queue ended from the blocking side: root blocker %s %s", rootName(r), endingWords(r.Ending))
 	case len(gone) > 0 && gaveUp:
-		return EndedByUnknown, fmt.Sprintf("both sides ended together: root blocker %s %s and the DDL (pid %d) %s", rootName(gone[0]), endingWords(gone[0].Ending), d.PID, outcomeWords(d.Outcome))
+		return EndedByUnknown, fmt.Sprintf("both sides ended together: root blocker %s %s and the DDL (pid %d) %s", rootName(gone[0]), endingWords(gone[0].Ending), d.PID, how)
 	}
 	return EndedByUnknown, "the recording does not show which side ended the queue"
 }
