@@ -544,10 +544,16 @@ func (t *tracker) protect(inc *incState, g *graph, in map[Backend]bool) {
 			continue
 		}
 		role, evidence := classify(g, b, t.rels, t.odoo)
-		if !protectedRole(role) {
+		s := t.session(g, b)
+		wraparound := role == RoleAutovacuum && antiWraparound(s.Query)
+		if !protectedRole(role) && !wraparound {
 			continue
 		}
-		s := t.session(g, b)
+		if wraparound {
+			why := "an anti-wraparound autovacuum (" + oneLine(s.Query, 100) + ")"
+			inc.protected[b] = &Protected{Session: s, Reason: why + ": PostgreSQL does not cancel it for lock waiters, it must finish to protect the database from transaction ID wraparound, and a cancelled one starts again at once"}
+			continue
+		}
 		why := "a " + role + " session (" + evidence + ")"
 		if in[b] {
 			why += " inside the lock queue"

@@ -7,6 +7,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -332,7 +333,7 @@ func handsOffQuestion(x *analyze.Incident, sessions map[int32]string, at time.Ti
 	leave, why := KeyNone, "none of these is a replication, backup or admin session: the runbook protects those. The migration is touched last, not never; waiting workers are victims, not causes."
 	if len(x.Protected) > 0 {
 		p := x.Protected[0]
-		handsOff[p.PID] = p.ApplicationName
+		handsOff[p.PID] = cmp.Or(p.ApplicationName, p.BackendType)
 		leave, why = strconv.Itoa(int(p.PID)), p.Reason
 	}
 	return Question{Kind: KindHandsOff, Step: "Step 2 (do not terminate replication/backup/admin sessions)", At: at, Waiting: waiting,
@@ -658,6 +659,14 @@ func (d *Drill) debriefContainment(b *strings.Builder) {
 		if r.PID == first.PID && r.Gone != nil {
 			end = *r.Gone
 			what = "stopped blocking at " + d.T(end)
+		}
+	}
+	if x := inc.DDL; x != nil && x.PID == first.PID && x.BackendStart.Equal(first.BackendStart) {
+		// The change gives way: the action is on the waiting DDL.
+		what = "was still waiting when the recording ends"
+		if x.Settled != nil {
+			end = *x.Settled
+			what = analyze.OutcomeWords(x.Outcome) + " at " + d.T(end)
 		}
 	}
 	saved := inc.WaiterSecondsBetween(d.Paged, end)
