@@ -22,22 +22,45 @@ import (
 	"github.com/lockscope/lockscope/report/train"
 )
 
+// labOptions are lab's flags beyond lab.Config.
+type labOptions struct {
+	cfg     lab.Config
+	jsonOut string
+	lf      cli.LogFlags
+	tf      traineeFlags
+}
+
 func labCommand() *cobra.Command {
-	var (
-		cfg     lab.Config
-		jsonOut string
-		lf      cli.LogFlags
-		tf      traineeFlags
-	)
+	var o labOptions
+	cmd := &cobra.Command{
+		Use:   "lab [SCENARIO] [--seed N] [--dsn DSN] [--out DIR] [--time-limit 15m]",
+		Short: "Stage a real lock incident on a throwaway PostgreSQL and score the trainee's response",
+		Long:  labHelp(),
+		Example: `  lockscope lab
+  lockscope lab long-report --seed 7 --out drill-1/
+  lockscope lab lock-chain --dsn 'host=scratch-db user=postgres dbname=drill'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runLab(cmd, args, &o) },
+	}
+	o.cfg.Scenario = "idle-cron"
+	cmd.Flags().Uint64Var(&o.cfg.Seed, "seed", 0, "replay the drill drawn from this seed (default: a new one, printed with the score)")
+	cmd.Flags().DurationVar(&o.cfg.Window, "window", time.Minute, "how long a negative control runs")
+	cmd.Flags().StringVar(&o.cfg.DSN, "dsn", "", "a disposable server to stage on (default: start a throwaway local PostgreSQL)")
+	cmd.Flags().StringVar(&o.cfg.Out, "out", "", "keep the drill's recording in this new directory")
+	cmd.Flags().DurationVar(&o.cfg.TimeLimit, "time-limit", 15*time.Minute, "end an uncontained drill after this long")
+	cmd.Flags().StringVar(&o.jsonOut, "score-json", "", "also write the score as JSON to this file (0600)")
+	o.tf.add(cmd)
+	o.lf.Add(cmd)
+	return cmd
+}
+
+func labHelp() string {
 	var list []string
 	for _, s := range lab.Scenarios {
 		// Which are negative controls is left out: that would be the answer.
 		list = append(list, fmt.Sprintf("  %-15s %s", s.Name, s.Trains))
 	}
-	cmd := &cobra.Command{
-		Use:   "lab [SCENARIO] [--seed N] [--dsn DSN] [--out DIR] [--time-limit 15m]",
-		Short: "Stage a real lock incident on a throwaway PostgreSQL and score the trainee's response",
-		Long: `A live drill. lab starts a throwaway local PostgreSQL (or uses --dsn, a
+	return `A live drill. lab starts a throwaway local PostgreSQL (or uses --dsn, a
 disposable server you name: it creates tables there and runs DDL), loads an
 Odoo-like schema, stages the scenario with real sessions, and prints how to
 connect. The trainee works in psql exactly as in production: the runbook's
@@ -65,107 +88,128 @@ train --help).
 
 Scenarios (default idle-cron):
 ` + strings.Join(list, "\n") + `
-` + cli.ExitStatusHelp,
-		Example: `  lockscope lab
-  lockscope lab long-report --seed 7 --out drill-1/
-  lockscope lab lock-chain --dsn 'host=scratch-db user=postgres dbname=drill'`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := lf.Logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if err := tf.check(); err != nil {
-				return err
-			}
-			if len(args) == 1 {
-				cfg.Scenario = args[0]
-			} else if tf.curriculum != "" && tf.trainee != "" {
-				c, records, err := tf.load()
-				if err != nil {
-					return err
-				}
-				next, ok := c.Next(records, tf.trainee)
-				switch {
-				case !ok:
-					fmt.Fprintf(cmd.OutOrStdout(), "%s has passed every drill of %s.\n", tf.trainee, tf.curriculum)
-					return nil
-				case next.Recording != "":
-					return fmt.Errorf("the next drill for %s is a recording: lockscope train %s --trainee %s --history %s", tf.trainee, next.Recording, tf.trainee, tf.history)
-				}
-				cfg.Scenario = next.Lab
-			}
-			if _, ok := lab.Lookup(cfg.Scenario); !ok {
-				return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
-			}
-			if cfg.Window <= 0 {
-				return cli.Usage(fmt.Errorf("--window %s: want a positive duration such as 1m", cfg.Window))
-			}
-			if cfg.TimeLimit <= 0 {
-				return cli.Usage(fmt.Errorf("--time-limit %s: want a positive duration such as 15m", cfg.TimeLimit))
-			}
-			if cfg.Out != "" {
-				if entries, err := os.ReadDir(cfg.Out); err == nil && len(entries) > 0 {
-					return cli.Usage(fmt.Errorf("--out %s is not empty: name a new directory for the drill's recording", cfg.Out))
-				}
-				if cfg.Out, err = filepath.Abs(cfg.Out); err != nil {
-					return err
-				}
-			}
-			if cfg.DSN != "" {
-				if _, err := pgconn.ParseConfig(cfg.DSN); err != nil {
-					return cli.Usage(errors.New("--dsn: not a valid connection string (keyword=value or postgres:// URL)"))
-				}
-			}
-			out := cmd.OutOrStdout()
-			cfg.Logger = log
-			cfg.Ready = func(b lab.Brief) { brief(out, b, cfg) }
-			cfg.Ask = asker(cmd.InOrStdin(), out)
-			score, err := lab.Run(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(out)
-			if err := score.Write(out); err != nil {
-				return err
-			}
-			if tf.trainee != "" {
-				var missed []string
-				for _, c := range score.Criteria {
-					if c.Earned < c.Of {
-						missed = append(missed, c.Step+": "+c.Name)
-					}
-				}
-				if len(score.Harm) > 0 {
-					missed = append(missed, "Step 2: harm")
-				}
-				if err := train.AppendHistory(tf.history, train.Record{Trainee: tf.trainee, At: time.Now().UTC(), Kind: train.DrillLab,
-					Drill: score.Scenario, Seed: score.Seed, Points: score.Points, Missed: missed}); err != nil {
-					return err
-				}
-			}
-			if jsonOut != "" {
-				data, err := json.MarshalIndent(score, "", "  ")
-				if err != nil {
-					return err
-				}
-				if err := os.WriteFile(jsonOut, append(data, '\n'), 0o600); err != nil {
-					return fmt.Errorf("write the score: %w", err)
-				}
-			}
-			return nil
-		},
+` + cli.ExitStatusHelp
+}
+
+// runLab checks the flags, runs the drill, prints the debrief and keeps
+// the score where the flags say.
+func runLab(cmd *cobra.Command, args []string, o *labOptions) error {
+	log, err := o.tf.start(cmd, &o.lf)
+	if err != nil {
+		return err
 	}
-	cfg.Scenario = "idle-cron"
-	cmd.Flags().Uint64Var(&cfg.Seed, "seed", 0, "replay the drill drawn from this seed (default: a new one, printed with the score)")
-	cmd.Flags().DurationVar(&cfg.Window, "window", time.Minute, "how long a negative control runs")
-	cmd.Flags().StringVar(&cfg.DSN, "dsn", "", "a disposable server to stage on (default: start a throwaway local PostgreSQL)")
-	cmd.Flags().StringVar(&cfg.Out, "out", "", "keep the drill's recording in this new directory")
-	cmd.Flags().DurationVar(&cfg.TimeLimit, "time-limit", 15*time.Minute, "end an uncontained drill after this long")
-	cmd.Flags().StringVar(&jsonOut, "score-json", "", "also write the score as JSON to this file (0600)")
-	tf.add(cmd)
-	lf.Add(cmd)
-	return cmd
+	cfg := &o.cfg
+	out := cmd.OutOrStdout()
+	if len(args) == 1 {
+		cfg.Scenario = args[0]
+	} else if o.tf.curriculum != "" && o.tf.trainee != "" {
+		next, ok, err := nextLabDrill(o.tf)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintf(out, "%s has passed every drill of %s.\n", o.tf.trainee, o.tf.curriculum)
+			return nil
+		}
+		cfg.Scenario = next
+	}
+	if err := checkLabConfig(cfg); err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Ready = func(b lab.Brief) { brief(out, b, *cfg) }
+	cfg.Ask = asker(cmd.InOrStdin(), out)
+	score, err := lab.Run(cmd.Context(), *cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	if err := score.Write(out); err != nil {
+		return err
+	}
+	if o.tf.trainee != "" {
+		if err := appendLabHistory(o.tf, score); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut != "" {
+		return writeScoreJSON(o.jsonOut, score)
+	}
+	return nil
+}
+
+// nextLabDrill is the trainee's next lab scenario not yet passed in the
+// curriculum; ok is false when every drill is passed.
+func nextLabDrill(tf traineeFlags) (scenario string, ok bool, err error) {
+	c, records, err := tf.load()
+	if err != nil {
+		return "", false, err
+	}
+	next, ok := c.Next(records, tf.trainee)
+	switch {
+	case !ok:
+		return "", false, nil
+	case next.Recording != "":
+		return "", false, fmt.Errorf("the next drill for %s is a recording: lockscope train %s --trainee %s --history %s", tf.trainee, next.Recording, tf.trainee, tf.history)
+	}
+	return next.Lab, true, nil
+}
+
+// checkLabConfig refuses flags a drill cannot run with, and makes --out
+// absolute.
+func checkLabConfig(cfg *lab.Config) error {
+	if _, ok := lab.Lookup(cfg.Scenario); !ok {
+		return cli.Usage(fmt.Errorf("no scenario %q: pick one of %s", cfg.Scenario, strings.Join(lab.Names(), ", ")))
+	}
+	if cfg.Window <= 0 {
+		return cli.Usage(fmt.Errorf("--window %s: want a positive duration such as 1m", cfg.Window))
+	}
+	if cfg.TimeLimit <= 0 {
+		return cli.Usage(fmt.Errorf("--time-limit %s: want a positive duration such as 15m", cfg.TimeLimit))
+	}
+	if cfg.Out != "" {
+		if entries, err := os.ReadDir(cfg.Out); err == nil && len(entries) > 0 {
+			return cli.Usage(fmt.Errorf("--out %s is not empty: name a new directory for the drill's recording", cfg.Out))
+		}
+		abs, err := filepath.Abs(cfg.Out)
+		if err != nil {
+			return err
+		}
+		cfg.Out = abs
+	}
+	if cfg.DSN != "" {
+		if _, err := pgconn.ParseConfig(cfg.DSN); err != nil {
+			return cli.Usage(errors.New("--dsn: not a valid connection string (keyword=value or postgres:// URL)"))
+		}
+	}
+	return nil
+}
+
+// appendLabHistory records the drill in the trainee's history, with the
+// criteria not fully earned.
+func appendLabHistory(tf traineeFlags, score *lab.Score) error {
+	var missed []string
+	for _, c := range score.Criteria {
+		if c.Earned < c.Of {
+			missed = append(missed, c.Step+": "+c.Name)
+		}
+	}
+	if len(score.Harm) > 0 {
+		missed = append(missed, "Step 2: harm")
+	}
+	return train.AppendHistory(tf.history, train.Record{Trainee: tf.trainee, At: time.Now().UTC(), Kind: train.DrillLab,
+		Drill: score.Scenario, Seed: score.Seed, Points: score.Points, Missed: missed})
+}
+
+func writeScoreJSON(path string, score *lab.Score) error {
+	data, err := json.MarshalIndent(score, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write the score: %w", err)
+	}
+	return nil
 }
 
 // brief tells the trainee where the incident is: the connection without

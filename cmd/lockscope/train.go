@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -59,11 +60,8 @@ not and the next drill due:
   lockscope train rec --trainee alice --history drills/
   lockscope train --history drills/ --curriculum curriculum.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := lf.Logger(cmd.ErrOrStderr())
+			log, err := tf.start(cmd, &lf)
 			if err != nil {
-				return err
-			}
-			if err := tf.check(); err != nil {
 				return err
 			}
 			if len(args) == 0 {
@@ -128,6 +126,16 @@ func (t *traineeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&t.trainee, "trainee", "", "record the drill in the trainee's history (with --history)")
 	cmd.Flags().StringVar(&t.history, "history", "", "the directory of the trainees' histories (one NAME.jsonl each)")
 	cmd.Flags().StringVar(&t.curriculum, "curriculum", "", "a curriculum file: ordered drills with pass marks (JSON)")
+}
+
+// start gives a trainer's command (train, lab) its logger, once the
+// trainer's flags check out.
+func (t *traineeFlags) start(cmd *cobra.Command, lf *cli.LogFlags) (*slog.Logger, error) {
+	log, err := lf.Logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	return log, t.check()
 }
 
 func (t *traineeFlags) check() error {
