@@ -61,25 +61,29 @@ func newLockQueue(s *recording.Sample) *lockQueue {
 	return q
 }
 
-// queuedBehind counts the sessions waiting on pid, directly or through
-// others (everything that cannot proceed before pid does).
-func (q *lockQueue) queuedBehind(pid int32) int {
+// behindOf returns the sessions waiting on pid, directly or through
+// others (everything that cannot proceed before pid does), each once.
+func (q *lockQueue) behindOf(pid int32) []int32 {
 	seen := map[int32]bool{pid: true}
 	stack := []int32{pid}
-	n := 0
+	var out []int32
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		for _, w := range q.behind[p] {
 			if !seen[w] {
 				seen[w] = true
-				n++
+				out = append(out, w)
 				stack = append(stack, w)
 			}
 		}
 	}
-	return n
+	return out
 }
+
+// queuedBehind counts the sessions waiting on pid, directly or through
+// others.
+func (q *lockQueue) queuedBehind(pid int32) int { return len(q.behindOf(pid)) }
 
 // roots returns the root blockers, sorted: pids that block others and
 // wait for nothing themselves (0 is a prepared transaction).
@@ -96,23 +100,13 @@ func (q *lockQueue) roots() []int32 {
 
 // subtree returns the waiters behind root, sorted by pid.
 func (q *lockQueue) subtree(root int32) []*waiter {
-	seen := map[int32]bool{root: true}
-	stack := []int32{root}
 	var out []*waiter
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, w := range q.behind[p] {
-			if !seen[w] {
-				seen[w] = true
-				stack = append(stack, w)
-				if q.waiters[w] != nil {
-					out = append(out, q.waiters[w])
-				}
-			}
+	for _, p := range q.behindOf(root) {
+		if w := q.waiters[p]; w != nil {
+			out = append(out, w)
 		}
 	}
-	slices.SortFunc(out, func(a, b *waiter) int { return int(a.pid) - int(b.pid) })
+	sortWaiters(out)
 	return out
 }
 
