@@ -37,14 +37,9 @@ type guard struct {
 	// acted holds the waits already dealt with (cancelled or refused), so
 	// that one wait gets one cancel; a retried statement is a new wait.
 	acted map[waitKey]bool
-	// firstSeen stands in for pg_locks.waitstart where the server lacks it
-	// (PostgreSQL 13): the first sample that saw the wait.
-	firstSeen map[waitKey]int64
-}
-
-type waitKey struct {
-	pid                      int32
-	backendStart, queryStart int64
+	// firstSeen is when each wait was first seen, for servers without
+	// pg_locks.waitstart.
+	firstSeen firstSeen
 }
 
 func newGuard(cfg Config) *guard {
@@ -52,7 +47,7 @@ func newGuard(cfg Config) *guard {
 		return nil
 	}
 	return &guard{wait: cfg.GuardWait, queue: cfg.GuardQueue, app: cfg.GuardApplication,
-		acted: map[waitKey]bool{}, firstSeen: map[waitKey]int64{}}
+		acted: map[waitKey]bool{}, firstSeen: firstSeen{}}
 }
 
 // candidates returns the waiters of q the guard should cancel, sorted by
@@ -60,16 +55,10 @@ func newGuard(cfg Config) *guard {
 // for a weaker lock or for a lock on something other than a relation, nor
 // one below its bounds.
 func (g *guard) candidates(q *lockQueue, self int32) []*waiter {
-	seen := map[waitKey]int64{}
+	g.firstSeen = g.firstSeen.next(q)
 	var out []*waiter
 	for _, w := range q.waiters {
-		k := waitKey{w.pid, w.backendStart, w.queryStart}
-		first, ok := g.firstSeen[k]
-		if !ok {
-			first = q.ts
-		}
-		seen[k] = first
-		if w.pid == self || !w.isStrong() || g.acted[k] {
+		if w.pid == self || !w.isStrong() || g.acted[w.key()] {
 			continue
 		}
 		if g.app != "" {
@@ -77,10 +66,7 @@ func (g *guard) candidates(q *lockQueue, self int32) []*waiter {
 				continue
 			}
 		}
-		start := w.waitStart
-		if start == 0 {
-			start = first
-		}
+		start := g.firstSeen.waitStart(w)
 		if time.Duration(q.ts-start)*time.Microsecond < g.wait {
 			continue
 		}
@@ -90,9 +76,8 @@ func (g *guard) candidates(q *lockQueue, self int32) []*waiter {
 		out = append(out, w)
 	}
 	// Waits that ended are forgotten; acted keys go with them.
-	g.firstSeen = seen
 	for k := range g.acted {
-		if _, ok := seen[k]; !ok {
+		if _, ok := g.firstSeen[k]; !ok {
 			delete(g.acted, k)
 		}
 	}
@@ -114,7 +99,7 @@ WHERE pid = $1 AND backend_start = $2 AND query_start = $3 AND wait_event_type =
 // cancel sends the cancel for w. done is false when the wait had already
 // ended (nothing was sent, or the backend was gone).
 func (g *guard) cancel(ctx context.Context, conn *pgx.Conn, w *waiter) (done bool, err error) {
-	g.acted[waitKey{w.pid, w.backendStart, w.queryStart}] = true
+	g.acted[w.key()] = true
 	var ok bool
 	err = conn.QueryRow(ctx, sqlGuardCancel, w.pid, time.UnixMicro(w.backendStart), time.UnixMicro(w.queryStart)).Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -161,10 +146,7 @@ func checkGuardPrivilege(ctx context.Context, conn *pgx.Conn, srv *server) error
 func (r *recorder) runGuard(ctx context.Context, q *lockQueue) {
 	for _, w := range r.guard.candidates(q, r.srv.backendPID) {
 		rel := r.relationName(w.relation)
-		start := w.waitStart
-		if start == 0 {
-			start = r.guard.firstSeen[waitKey{w.pid, w.backendStart, w.queryStart}]
-		}
+		start := r.guard.firstSeen.waitStart(w)
 		c := GuardCancel{TS: time.UnixMicro(q.ts).UTC(), GuardCancel: recording.GuardCancel{PID: w.pid, App: w.app,
 			Query: truncate(w.query, r.cfg.QueryMax), Mode: w.mode, Relation: rel,
 			Waited: time.Duration(q.ts-start) * time.Microsecond, Behind: q.queuedBehind(w.pid)}}

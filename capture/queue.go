@@ -21,6 +21,43 @@ type waiter struct {
 	blockers  []int32
 }
 
+// waitKey identifies one lock wait: a retried statement is a new wait.
+type waitKey struct {
+	pid                      int32
+	backendStart, queryStart int64
+}
+
+func (w *waiter) key() waitKey { return waitKey{w.pid, w.backendStart, w.queryStart} }
+
+// firstSeen holds, for each lock wait, the server time of the first sample
+// that saw it: it stands in for pg_locks.waitstart where the server lacks
+// it (PostgreSQL 13).
+type firstSeen map[waitKey]int64
+
+// next returns the first-seen times of q's waits: a wait seen before keeps
+// its time, a new one gets q's; waits that ended are forgotten.
+func (f firstSeen) next(q *lockQueue) firstSeen {
+	seen := make(firstSeen, len(q.waiters))
+	for _, w := range q.waiters {
+		k := w.key()
+		first, ok := f[k]
+		if !ok {
+			first = q.ts
+		}
+		seen[k] = first
+	}
+	return seen
+}
+
+// waitStart is when w's wait began: pg_locks.waitstart, or else the first
+// sample that saw it.
+func (f firstSeen) waitStart(w *waiter) int64 {
+	if w.waitStart != 0 {
+		return w.waitStart
+	}
+	return f[w.key()]
+}
+
 // lockQueue is the wait-for graph of one full sample, built from what the
 // sample already holds: pg_blocking_pids for every lock waiter, and the
 // ungranted pg_locks row that says what each waits for. It costs no query.

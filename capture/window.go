@@ -18,7 +18,7 @@ type Window struct {
 	s         WindowSummary
 	roots     map[waitKey]*WindowIncident
 	order     []waitKey
-	firstSeen map[waitKey]int64
+	firstSeen firstSeen
 }
 
 // WindowSummary is what a Window saw.
@@ -62,7 +62,7 @@ type WindowIncident struct {
 
 // NewWindow returns an empty Window.
 func NewWindow() *Window {
-	return &Window{roots: map[waitKey]*WindowIncident{}, firstSeen: map[waitKey]int64{}}
+	return &Window{roots: map[waitKey]*WindowIncident{}, firstSeen: firstSeen{}}
 }
 
 // Summary returns a copy of what the window has seen so far.
@@ -107,26 +107,16 @@ func (w *Window) observe(t *recording.Tick, q *lockQueue, relName func(int64) st
 		return
 	}
 	w.s.FullSamples++
-	seen := map[waitKey]int64{}
+	w.firstSeen = w.firstSeen.next(q)
 	waited := map[int32]time.Duration{}
 	for _, x := range q.waiters {
-		k := waitKey{x.pid, x.backendStart, x.queryStart}
-		first, ok := w.firstSeen[k]
-		if !ok {
-			first = q.ts
-		}
-		seen[k] = first
-		start := x.waitStart
-		if start == 0 {
-			start = first
-		}
+		start := w.firstSeen.waitStart(x)
 		d := time.Duration(q.ts-start) * time.Microsecond
 		waited[x.pid] = d
 		if w.s.Longest == nil || d > w.s.Longest.Waited {
 			w.s.Longest = &WaitSeen{PID: x.pid, App: x.app, Query: x.query, Mode: x.mode, Relation: target(x, relName), Waited: d}
 		}
 	}
-	w.firstSeen = seen
 	for _, root := range q.roots() {
 		var k waitKey
 		inc := &WindowIncident{RootPID: root, First: ts}
