@@ -46,20 +46,20 @@ func NewMetrics() *Metrics {
 	m.sampleDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lockscope_sample_duration_seconds",
 		Help:    "Round trip of a sample's queries, by kind.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"kind"})
-	m.serverCPU = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_server_cpu_seconds_total",
-		Help: "CPU time the recorder's own backend spent on samples (only when the server runs on the recorder's host)."})
-	m.written = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_written_bytes_total",
-		Help: "Bytes appended to the recording's journals."})
-	m.sealed = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_segments_sealed_total",
-		Help: "Segments sealed into Parquet."})
-	m.removed = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_segments_removed_total",
-		Help: "Segments removed by retention."})
-	m.gaps = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_gaps_total",
-		Help: "Gaps in the recording: stretches with no samples while the server was unreachable."})
-	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_reconnects_total",
-		Help: "Reconnections to the server after a lost connection."})
-	m.guardCancels = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockscope_guard_cancels_total",
-		Help: "Lock waiters the guard cancelled with pg_cancel_backend."})
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m.serverCPU = counter("lockscope_server_cpu_seconds_total",
+		"CPU time the recorder's own backend spent on samples (only when the server runs on the recorder's host).")
+	m.written = counter("lockscope_written_bytes_total", "Bytes appended to the recording's journals.")
+	m.sealed = counter("lockscope_segments_sealed_total", "Segments sealed into Parquet.")
+	m.removed = counter("lockscope_segments_removed_total", "Segments removed by retention.")
+	m.gaps = counter("lockscope_gaps_total",
+		"Gaps in the recording: stretches with no samples while the server was unreachable.")
+	m.reconnects = counter("lockscope_reconnects_total",
+		"Reconnections to the server after a lost connection.")
+	m.guardCancels = counter("lockscope_guard_cancels_total",
+		"Lock waiters the guard cancelled with pg_cancel_backend.")
 	for _, c := range []prometheus.Collector{m.lockWaiters, m.samples, m.sampleDuration, m.serverCPU, m.written,
 		m.sealed, m.removed, m.gaps, m.reconnects, m.guardCancels} {
 		f(c)
