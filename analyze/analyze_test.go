@@ -153,24 +153,18 @@ func rootPIDs(rs []analyze.RootBlocker) []int32 {
 	return out
 }
 
-func TestAnalyzeStagedScenarios(t *testing.T) {
+// staged is one scenario to stage, with the shape it is staged in.
+type staged struct {
+	scenario string
+	opts     scenario.Options
+}
+
+// checkStaged stages, records and analyses each case in a subtest of its
+// own, named after the scenario (with /hidden-operator where the operator
+// hid, /rolled-back where the migration rolled back), and checks the
+// analysis against what was staged.
+func checkStaged(t *testing.T, cases []staged) {
 	pgtest.SkipIfShort(t)
-	cases := []struct {
-		scenario string
-		opts     scenario.Options
-	}{
-		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}},
-		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}},
-		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}},
-		{"chain", scenario.Options{Table: "project_task", Workers: 5, AppPrefix: "odoo"}},
-		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}},
-		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
-		{"report-vs-alter", scenario.Options{Table: "account_move_line", Workers: 5, AppPrefix: "wms"}},
-		{"alter-disconnects", scenario.Options{Table: "res_partner", Workers: 5, AppPrefix: "portal"}},
-		{"dump-vs-alter-cancelled", scenario.Options{Table: "stock_quant", Workers: 5, AppPrefix: "odoo"}},
-		{"cron-vs-alter", scenario.Options{Table: "hr_payslip", Workers: 4, AppPrefix: "odoo", HiddenOperator: true}},
-		{"migration-holds-lock", scenario.Options{Table: "project_task", Workers: 4, AppPrefix: "web", MigrationRollsBack: true}},
-	}
 	for _, c := range cases {
 		name := c.scenario
 		if c.opts.HiddenOperator {
@@ -185,6 +179,22 @@ func TestAnalyzeStagedScenarios(t *testing.T) {
 			checkIncident(t, truth, res)
 		})
 	}
+}
+
+func TestAnalyzeStagedScenarios(t *testing.T) {
+	checkStaged(t, []staged{
+		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}},
+		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}},
+		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}},
+		{"chain", scenario.Options{Table: "project_task", Workers: 5, AppPrefix: "odoo"}},
+		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}},
+		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
+		{"report-vs-alter", scenario.Options{Table: "account_move_line", Workers: 5, AppPrefix: "wms"}},
+		{"alter-disconnects", scenario.Options{Table: "res_partner", Workers: 5, AppPrefix: "portal"}},
+		{"dump-vs-alter-cancelled", scenario.Options{Table: "stock_quant", Workers: 5, AppPrefix: "odoo"}},
+		{"cron-vs-alter", scenario.Options{Table: "hr_payslip", Workers: 4, AppPrefix: "odoo", HiddenOperator: true}},
+		{"migration-holds-lock", scenario.Options{Table: "project_task", Workers: 4, AppPrefix: "web", MigrationRollsBack: true}},
+	})
 }
 
 // expectation is what each scenario's story implies beyond its truth.json.

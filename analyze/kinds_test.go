@@ -14,11 +14,7 @@ import (
 // and names than the recorded fixtures, and checked against what was
 // staged — never against analyze's own output.
 func TestAnalyzeStagedKinds(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	cases := []struct {
-		scenario string
-		opts     scenario.Options
-	}{
+	checkStaged(t, []staged{
 		{"prepared-root", scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "erp"}},
 		{"hot-row-churn", scenario.Options{Table: "ir_sequence", Workers: 8, AppPrefix: "shop"}},
 		{"deadlock", scenario.Options{Table: "account_move", Workers: 2, AppPrefix: "pos"}},
@@ -27,13 +23,7 @@ func TestAnalyzeStagedKinds(t *testing.T) {
 		{"shared-row-lock", scenario.Options{Table: "account_move", Workers: 3, AppPrefix: "crm"}},
 		{"vacuum-waits", scenario.Options{Table: "mail_message", Workers: 1, AppPrefix: "odoo"}},
 		{"wraparound-vacuum", scenario.Options{Table: "stock_picking", Workers: 3, AppPrefix: "wms"}},
-	}
-	for _, c := range cases {
-		t.Run(c.scenario, func(t *testing.T) {
-			truth, res := record(t, c.scenario, c.opts)
-			checkIncident(t, truth, res)
-		})
-	}
+	})
 }
 
 // kindChecks compare each new kind's analysis with its staging.
