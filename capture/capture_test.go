@@ -165,13 +165,21 @@ func readTable[T any](t *testing.T, segs []recording.Segment, table string) []T 
 	return out
 }
 
-func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
-	pgtest.SkipIfShort(t)
-	ctx := context.Background()
+// schemaDatabase creates a database for the test holding the Odoo-like
+// schema the scenarios stage their incidents in, and returns its DSN.
+// Under -short it skips the test.
+func schemaDatabase(t *testing.T) string {
+	t.Helper()
 	db := pgtest.NewDatabase(t, srv)
-	if err := scenario.LoadSchema(ctx, db); err != nil {
+	if err := scenario.LoadSchema(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
+	ctx := context.Background()
+	db := schemaDatabase(t)
 	const password = "s3cret-Pa55word"
 	dsn := monitorRole(t, db, password)
 	out := filepath.Join(t.TempDir(), "rec")
@@ -342,17 +350,9 @@ func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 }
 
 func TestCaptureWithoutPgMonitorWarnsAndStillSeesWaiters(t *testing.T) {
-	pgtest.SkipIfShort(t)
 	ctx := context.Background()
-	db := pgtest.NewDatabase(t, srv)
-	if err := scenario.LoadSchema(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+	db := schemaDatabase(t)
+	admin := pgtest.Connect(t, db, "")
 	role := fmt.Sprintf("ls_plain_%d", time.Now().UnixNano()%1e9)
 	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
 		t.Fatal(err)
@@ -625,17 +625,9 @@ func TestCaptureSamplesPgBouncer(t *testing.T) {
 }
 
 func TestCaptureOdooModulesNeverQueues(t *testing.T) {
-	pgtest.SkipIfShort(t)
 	ctx := context.Background()
-	db := pgtest.NewDatabase(t, srv)
-	if err := scenario.LoadSchema(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	mig, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mig.Close(ctx)
+	db := schemaDatabase(t)
+	mig := pgtest.Connect(t, db, "")
 	if _, err := mig.Exec(ctx, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name IN ('stock', 'sale')"); err != nil {
 		t.Fatal(err)
 	}
