@@ -481,20 +481,7 @@ func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "rec")
 	cfg := fastCapture(out)
 	cfg.DSN = db
-	ticks := make(chan recording.Tick, 1024)
-	cfg.OnTick = func(tk recording.Tick) {
-		select {
-		case ticks <- tk:
-		default:
-		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- capture.Run(cctx, cfg) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	r := pgtest.StartCapture(t, cfg)
 	ddl, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "odoo"})
 	if err != nil {
 		t.Fatal(err)
@@ -507,44 +494,19 @@ func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
 	defer rows.Close()
 	// Both queues stand for 2.5 s of samples that see all 8 waiters (the
 	// DDL and 4 workers, 3 row waiters).
-	deadline := time.After(60 * time.Second)
-	var since int64
-	for stood := false; !stood; {
-		select {
-		case tk := <-ticks:
-			if tk.LockWaiters < 8 {
-				continue
-			}
-			if since == 0 {
-				since = tk.ClientTS
-			}
-			stood = tk.ClientTS-since >= 2_500_000
-		case err := <-done:
-			t.Fatalf("capture stopped: %v", err)
-		case <-deadline:
-			t.Fatal("both queues did not stand for 2.5 s within 60 s")
-		}
-	}
+	both := func(tk recording.Tick) bool { return tk.LockWaiters >= 8 }
+	first := r.WaitTick("both queues", both)
+	r.WaitTick("both queues standing for 2.5 s", func(tk recording.Tick) bool {
+		return both(tk) && tk.ClientTS-first.ClientTS >= 2_500_000
+	})
 	if err := ddl.End(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := rows.End(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.After(60 * time.Second)
-	for n := int32(1); n != 0; {
-		select {
-		case tk := <-ticks:
-			n = tk.LockWaiters
-		case <-deadline:
-			t.Fatal("queues not seen to drain within 60 s")
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	done <- nil
+	r.WaitTick("the queues drained", func(tk recording.Tick) bool { return tk.LockWaiters == 0 })
+	r.Stop()
 	res, err := analyze.Run(ctx, analyze.Config{Dirs: []string{out}})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,83 +25,6 @@ var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
 	os.Exit(pgtest.RunMain(m, &srv, pgtest.Options{MaxConnections: 200}))
-}
-
-// run is a capture running in the background of a test.
-type run struct {
-	t      *testing.T
-	cancel context.CancelFunc
-	done   chan error
-	mu     sync.Mutex
-	ticks  []recording.Tick
-	next   int // the first tick waitTick has not looked at
-	wake   chan struct{}
-}
-
-func startCapture(t *testing.T, cfg capture.Config) *run {
-	t.Helper()
-	r := &run{t: t, done: make(chan error, 1), wake: make(chan struct{}, 1)}
-	cfg.OnTick = func(tk recording.Tick) {
-		r.mu.Lock()
-		r.ticks = append(r.ticks, tk)
-		r.mu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- capture.Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	return r
-}
-
-// waitTick waits for a tick that satisfies cond. Each call looks only at
-// ticks after the one the previous call returned, and calls cond once per
-// tick.
-func (r *run) waitTick(what string, cond func(recording.Tick) bool) recording.Tick {
-	r.t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		r.mu.Lock()
-		for r.next < len(r.ticks) {
-			tk := r.ticks[r.next]
-			r.next++
-			if cond(tk) {
-				r.mu.Unlock()
-				return tk
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.wake:
-		case err := <-r.done:
-			r.done <- err
-			r.t.Fatalf("capture ended while waiting for %s: %v", what, err)
-		case <-deadline:
-			r.t.Fatalf("no tick with %s within 30s", what)
-		}
-	}
-}
-
-// countTicks returns how many ticks the recorder has reported.
-func (r *run) countTicks() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.ticks)
-}
-
-func (r *run) stop() {
-	r.t.Helper()
-	r.cancel()
-	if err := <-r.done; err != nil {
-		r.t.Fatalf("capture returned %v after cancel, want nil", err)
-	}
-	r.done <- nil
 }
 
 func fastConfig(dsn, out string) capture.Config {
@@ -183,8 +105,8 @@ func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 	const password = "s3cret-Pa55word"
 	dsn := monitorRole(t, db, password)
 	out := filepath.Join(t.TempDir(), "rec")
-	r := startCapture(t, fastConfig(dsn, out))
-	r.waitTick("a first sample", func(recording.Tick) bool { return true })
+	r := pgtest.StartCapture(t, fastConfig(dsn, out))
+	r.WaitTick("a first sample", func(recording.Tick) bool { return true })
 
 	const workers = 6
 	inc, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "account_move", Workers: workers, AppPrefix: "erp"})
@@ -195,7 +117,7 @@ func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 	truth := inc.Truth
 	// Three full samples that see the whole queue.
 	seen := 0
-	r.waitTick("the whole queue in three full samples", func(tk recording.Tick) bool {
+	r.WaitTick("the whole queue in three full samples", func(tk recording.Tick) bool {
 		if tk.Kind == recording.TickFull && tk.LockWaiters >= workers+1 {
 			seen++
 		}
@@ -204,11 +126,11 @@ func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 	if err := inc.TerminateRoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.waitTick("a drained queue", func(tk recording.Tick) bool {
+	r.WaitTick("a drained queue", func(tk recording.Tick) bool {
 		return tk.Kind == recording.TickFull && tk.LockWaiters == 0
 	})
-	r.stop()
-	nticks := r.countTicks()
+	r.Stop()
+	nticks := r.CountTicks()
 
 	seg := onlySegment(t, out)
 	segs := []recording.Segment{seg}
@@ -361,19 +283,19 @@ func TestCaptureWithoutPgMonitorWarnsAndStillSeesWaiters(t *testing.T) {
 	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=disable", cc.Host, cc.Port, cc.Database, role)
 
 	out := t.TempDir()
-	r := startCapture(t, fastConfig(dsn, out))
+	r := pgtest.StartCapture(t, fastConfig(dsn, out))
 	inc, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "sale_order", Workers: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inc.Close()
-	r.waitTick("the queue seen through pg_locks", func(tk recording.Tick) bool {
+	r.WaitTick("the queue seen through pg_locks", func(tk recording.Tick) bool {
 		return tk.Kind == recording.TickFull && tk.LockWaiters >= 4
 	})
 	if err := inc.TerminateRoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.stop()
+	r.Stop()
 
 	segs, err := recording.List(out)
 	if err != nil {
@@ -471,15 +393,15 @@ func TestCaptureSurvivesServerRestart(t *testing.T) {
 	}
 	defer own.Stop()
 	out := t.TempDir()
-	r := startCapture(t, fastConfig(own.DSN("postgres"), out))
-	first := r.waitTick("a first sample", func(recording.Tick) bool { return true })
+	r := pgtest.StartCapture(t, fastConfig(own.DSN("postgres"), out))
+	first := r.WaitTick("a first sample", func(recording.Tick) bool { return true })
 
 	if err := own.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	back := r.waitTick("a sample from the restarted server", func(tk recording.Tick) bool { return tk.CapturePID != first.CapturePID })
-	r.waitTick("more samples", func(tk recording.Tick) bool { return tk.SampleID >= back.SampleID+5 })
-	r.stop()
+	back := r.WaitTick("a sample from the restarted server", func(tk recording.Tick) bool { return tk.CapturePID != first.CapturePID })
+	r.WaitTick("more samples", func(tk recording.Tick) bool { return tk.SampleID >= back.SampleID+5 })
+	r.Stop()
 
 	segs, err := recording.List(out)
 	if err != nil {
@@ -526,10 +448,10 @@ func TestCaptureRotatesSegments(t *testing.T) {
 	out := t.TempDir()
 	cfg := fastConfig(srv.DSN("postgres"), out)
 	cfg.SegmentDuration = time.Second
-	r := startCapture(t, cfg)
-	first := r.waitTick("a first sample", func(recording.Tick) bool { return true })
-	r.waitTick("three seconds of samples", func(tk recording.Tick) bool { return tk.ClientTS-first.ClientTS > 3e6 })
-	r.stop()
+	r := pgtest.StartCapture(t, cfg)
+	first := r.WaitTick("a first sample", func(recording.Tick) bool { return true })
+	r.WaitTick("three seconds of samples", func(tk recording.Tick) bool { return tk.ClientTS-first.ClientTS > 3e6 })
+	r.Stop()
 	segs, err := recording.List(out)
 	if err != nil {
 		t.Fatal(err)
@@ -550,8 +472,8 @@ func TestCaptureRotatesSegments(t *testing.T) {
 			}
 		}
 	}
-	if total != r.countTicks() {
-		t.Errorf("segments hold %d ticks, recorder reported %d", total, r.countTicks())
+	if total != r.CountTicks() {
+		t.Errorf("segments hold %d ticks, recorder reported %d", total, r.CountTicks())
 	}
 }
 
@@ -584,9 +506,9 @@ func TestCaptureSamplesPgBouncer(t *testing.T) {
 	out := t.TempDir()
 	cfg := fastConfig(db, out)
 	cfg.PgBouncerDSN = bouncer.AdminDSN()
-	r := startCapture(t, cfg)
-	r.waitTick("two full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 2 })
-	r.stop()
+	r := pgtest.StartCapture(t, cfg)
+	r.WaitTick("two full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 2 })
+	r.Stop()
 
 	segs, err := recording.List(out)
 	if err != nil {
@@ -637,22 +559,22 @@ func TestCaptureOdooModulesNeverQueues(t *testing.T) {
 	// wait this long, and the sample's round trip would show it.
 	cfg.LockTimeout = 3 * time.Second
 	cfg.StatementTimeout = 5 * time.Second
-	r := startCapture(t, cfg)
-	r.waitTick("full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 3 })
+	r := pgtest.StartCapture(t, cfg)
+	r.WaitTick("full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 3 })
 
 	// A migration takes ACCESS EXCLUSIVE on ir_module_module and keeps it:
 	// the recorder must go on sampling and never wait for that lock.
 	if _, err := mig.Exec(ctx, "BEGIN; LOCK TABLE ir_module_module IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	locked := r.waitTick("a sample while the table is locked", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull })
-	r.waitTick("a second of samples under the lock", func(tk recording.Tick) bool {
+	locked := r.WaitTick("a sample while the table is locked", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull })
+	r.WaitTick("a second of samples under the lock", func(tk recording.Tick) bool {
 		return tk.Kind == recording.TickFull && tk.ClientTS-locked.ClientTS > 1e6
 	})
 	if _, err := mig.Exec(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
 	}
-	r.stop()
+	r.Stop()
 
 	segs, err := recording.List(out)
 	if err != nil {
