@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
 	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
 )
 
 var benchHours = flag.Float64("bench-hours", 24, "hours of synthetic recording for BenchmarkAnalyze")
@@ -118,36 +117,21 @@ func BenchmarkAnalyze(b *testing.B) {
 		rows = synthetic(b, dir, *benchHours, 300)
 		os.WriteFile(rowsFile, []byte(fmt.Sprint(rows)), 0o600)
 	}
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	go func() {
-		var m runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-		}
-	}()
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
-		res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{dir}})
-		if err != nil {
-			b.Fatal(err)
+	peak := pgtest.PeakHeap(10*time.Millisecond, func() {
+		for range b.N {
+			res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{dir}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want := int(*benchHours); len(res.Incidents) < want {
+				b.Fatalf("found %d incidents, want %d", len(res.Incidents), want)
+			}
 		}
-		if want := int(*benchHours); len(res.Incidents) < want {
-			b.Fatalf("found %d incidents, want %d", len(res.Incidents), want)
-		}
-	}
+	})
 	elapsed := time.Since(start)
-	close(stop)
 	b.ReportMetric(float64(rows)*float64(b.N)/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(float64(rows), "rows")
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }

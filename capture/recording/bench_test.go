@@ -1,23 +1,24 @@
-package recording
+package recording_test
 
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lockscope/lockscope/capture/recording"
+	"github.com/lockscope/lockscope/fixtures/pgtest"
 )
 
 // syntheticSample is one full sample of a busy server: backends idle in
 // transaction with a few locks each, a tenth waiting behind a DDL.
-func syntheticSample(id int64, ts int64, backends int) Sample {
+func syntheticSample(id int64, ts int64, backends int) recording.Sample {
 	base := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC).UnixMicro()
-	s := Sample{Tick: &Tick{SampleID: id, TS: ts, ClientTS: ts, Kind: TickFull, Mode: "burst", LockWaiters: int32(backends / 10)}}
+	s := recording.Sample{Tick: &recording.Tick{SampleID: id, TS: ts, ClientTS: ts, Kind: recording.TickFull, Mode: "burst", LockWaiters: int32(backends / 10)}}
 	for i := range backends {
 		pid := int32(10000 + i)
-		a := Activity{SampleID: id, TS: ts, DatID: 16384, DatName: "odoo", PID: pid, UseSysID: 10, UseName: "odoo",
+		a := recording.Activity{SampleID: id, TS: ts, DatID: 16384, DatName: "odoo", PID: pid, UseSysID: 10, UseName: "odoo",
 			ApplicationName: fmt.Sprintf("odoo-%d", 4000+i%40), ClientAddr: "10.0.0.7", ClientPort: int32(40000 + i),
 			BackendStart: base - 3_600_000_000 + int64(i)*1000, XactStart: base - 60_000_000 + int64(i), QueryStart: base - 50_000_000 + int64(i),
 			StateChange: base - 50_000_000 + int64(i), State: "idle in transaction", BackendXmin: 7000,
@@ -25,16 +26,16 @@ func syntheticSample(id int64, ts int64, backends int) Sample {
 		if i%10 == 0 {
 			a.State, a.WaitEventType, a.WaitEvent = "active", "Lock", "relation"
 			a.Query = "SELECT count(*) FROM stock_move"
-			s.Edges = append(s.Edges, Edge{SampleID: id, TS: ts, PID: pid, BackendStart: a.BackendStart, BlockingPID: 9999})
+			s.Edges = append(s.Edges, recording.Edge{SampleID: id, TS: ts, PID: pid, BackendStart: a.BackendStart, BlockingPID: 9999})
 		}
 		s.Activity = append(s.Activity, a)
 		db := int64(16384)
 		vtx := fmt.Sprintf("%d/%d", 3+i, 100+i)
 		s.Locks = append(s.Locks,
-			Lock{SampleID: id, TS: ts, LockType: "virtualxid", VirtualXID: vtx, VirtualTransaction: vtx, PID: pid, Mode: "ExclusiveLock", Granted: true, FastPath: true},
-			Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16500, VirtualTransaction: vtx, PID: pid, Mode: "AccessShareLock", Granted: true, FastPath: true},
-			Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16501, VirtualTransaction: vtx, PID: pid, Mode: "AccessShareLock", Granted: true, FastPath: true},
-			Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16502 + int64(i%3), VirtualTransaction: vtx, PID: pid, Mode: "RowExclusiveLock", Granted: i%10 != 0, WaitStart: base - 1000})
+			recording.Lock{SampleID: id, TS: ts, LockType: "virtualxid", VirtualXID: vtx, VirtualTransaction: vtx, PID: pid, Mode: "ExclusiveLock", Granted: true, FastPath: true},
+			recording.Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16500, VirtualTransaction: vtx, PID: pid, Mode: "AccessShareLock", Granted: true, FastPath: true},
+			recording.Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16501, VirtualTransaction: vtx, PID: pid, Mode: "AccessShareLock", Granted: true, FastPath: true},
+			recording.Lock{SampleID: id, TS: ts, LockType: "relation", Database: &db, Relation: 16502 + int64(i%3), VirtualTransaction: vtx, PID: pid, Mode: "RowExclusiveLock", Granted: i%10 != 0, WaitStart: base - 1000})
 	}
 	return s
 }
@@ -47,10 +48,10 @@ func BenchmarkSeal(b *testing.B) {
 	dir := b.TempDir()
 	t0 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	var journalBytes, diskBytes int64
-	var peak atomic.Uint64
+	var peak uint64
 	for n := range b.N {
-		meta := Meta{Segment: NewSegmentID(t0.Add(time.Duration(n) * time.Hour)), Cluster: "bench"}
-		j, err := CreateJournal(dir, meta)
+		meta := recording.Meta{Segment: recording.NewSegmentID(t0.Add(time.Duration(n) * time.Hour)), Cluster: "bench"}
+		j, err := recording.CreateJournal(dir, meta)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -67,26 +68,11 @@ func BenchmarkSeal(b *testing.B) {
 		runtime.GC()
 		var base runtime.MemStats
 		runtime.ReadMemStats(&base)
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var m runtime.MemStats
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-				}
-				runtime.ReadMemStats(&m)
-				if m.HeapInuse > base.HeapInuse && m.HeapInuse-base.HeapInuse > peak.Load() {
-					peak.Store(m.HeapInuse - base.HeapInuse)
-				}
-			}
-		}()
-		res, err := Seal(dir, j.Path(), false)
-		close(stop)
-		<-done
+		var res recording.SealResult
+		heap := pgtest.PeakHeap(2*time.Millisecond, func() { res, err = recording.Seal(dir, j.Path(), false) })
+		if heap > base.HeapInuse {
+			peak = max(peak, heap-base.HeapInuse)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -97,6 +83,5 @@ func BenchmarkSeal(b *testing.B) {
 	}
 	b.ReportMetric(float64(diskBytes)/samples, "bytes/sample")
 	b.ReportMetric(float64(journalBytes)/samples, "journal-bytes/sample")
-	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
-	_ = filepath.Join
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 }
