@@ -5,7 +5,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -119,61 +118,5 @@ func FuzzDecodeSample(f *testing.F) {
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeSample(b, func(int) bool { return true }, func(int, parquet.Row) error { return nil })
-	})
-}
-
-// FuzzReadTableFile: the parquet-go path that lists recordings and reads
-// table files (recording.List, OpenTableFile, ReadTable) answers any bytes
-// with rows or an error naming the file, never a panic; opening a file
-// allocates no more than its size justifies, whatever its footer claims. Seeds are table files of a
-// committed fixture, whole, cut short and flipped.
-func FuzzReadTableFile(f *testing.F) {
-	for _, table := range []string{TableLocks, TableActivity, TableTicks} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "fixtures", "chain", "recording", table, "*", "*", "*.parquet"))
-		for _, p := range files {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data, uint32(0), byte(0))
-			f.Add(data[:len(data)*2/3], uint32(0), byte(0))
-			f.Add(data, uint32(len(data)/2), byte(0x5a))
-			f.Add(data, uint32(len(data)-12), byte(0xff))
-		}
-	}
-	f.Fuzz(func(t *testing.T, content []byte, at uint32, flip byte) {
-		b := append([]byte(nil), content...)
-		if int(at) < len(b) {
-			b[at] ^= flip
-		}
-		path := filepath.Join(t.TempDir(), "t.parquet")
-		if err := os.WriteFile(path, b, FileMode); err != nil {
-			t.Fatal(err)
-		}
-		// Listing a recording opens every table file's footer: that path
-		// allocates no more than the file justifies.
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		if tf, err := OpenTableFile(path); err == nil {
-			tf.Close()
-		} else if !strings.Contains(err.Error(), path) {
-			t.Errorf("error does not name the file: %v", err)
-		}
-		runtime.ReadMemStats(&after)
-		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20+uint64(len(b))*64 {
-			t.Errorf("opening a %d-byte file allocated %d MiB", len(b), n>>20)
-		}
-		// ReadTable reads pages at the sizes their headers claim (it serves
-		// tests and tools on the project's own recordings; the commands
-		// read with analyze's bounded reader): it must not panic.
-		for _, read := range []func(string) error{
-			func(p string) error { _, _, err := ReadTable[Lock](p); return err },
-			func(p string) error { _, _, err := ReadTable[Activity](p); return err },
-			func(p string) error { _, _, err := ReadTable[Tick](p); return err },
-		} {
-			if err := read(path); err != nil && !strings.Contains(err.Error(), path) {
-				t.Errorf("error does not name the file: %v", err)
-			}
-		}
 	})
 }
