@@ -57,13 +57,20 @@ func monitorRole(t *testing.T, adminDSN, password string) string {
 	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=disable", cc.Host, cc.Port, cc.Database, role, password)
 }
 
-// segment returns the recording's only segment.
-func onlySegment(t *testing.T, dir string) recording.Segment {
+// segments lists the recording's segments.
+func segments(t *testing.T, dir string) []recording.Segment {
 	t.Helper()
 	segs, err := recording.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return segs
+}
+
+// onlySegment returns the recording's only segment.
+func onlySegment(t *testing.T, dir string) recording.Segment {
+	t.Helper()
+	segs := segments(t, dir)
 	if len(segs) != 1 {
 		t.Fatalf("recording has %d segments, want 1", len(segs))
 	}
@@ -297,10 +304,7 @@ func TestCaptureWithoutPgMonitorWarnsAndStillSeesWaiters(t *testing.T) {
 	}
 	r.Stop()
 
-	segs, err := recording.List(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := segments(t, out)
 	if segs[0].Meta.ReadAllStats {
 		t.Error("a role without pg_monitor recorded as able to read all stats")
 	}
@@ -403,10 +407,7 @@ func TestCaptureSurvivesServerRestart(t *testing.T) {
 	r.WaitTick("more samples", func(tk recording.Tick) bool { return tk.SampleID >= back.SampleID+5 })
 	r.Stop()
 
-	segs, err := recording.List(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := segments(t, out)
 	events := readTable[recording.Event](t, segs, recording.TableEvents)
 	var kinds []string
 	var gap *recording.Event
@@ -452,10 +453,7 @@ func TestCaptureRotatesSegments(t *testing.T) {
 	first := r.WaitTick("a first sample", func(recording.Tick) bool { return true })
 	r.WaitTick("three seconds of samples", func(tk recording.Tick) bool { return tk.ClientTS-first.ClientTS > 3e6 })
 	r.Stop()
-	segs, err := recording.List(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := segments(t, out)
 	if len(segs) < 3 {
 		t.Fatalf("got %d segments after 3 s with 1 s rotation, want >= 3", len(segs))
 	}
@@ -510,10 +508,7 @@ func TestCaptureSamplesPgBouncer(t *testing.T) {
 	r.WaitTick("two full samples", func(tk recording.Tick) bool { return tk.Kind == recording.TickFull && tk.SampleID >= 2 })
 	r.Stop()
 
-	segs, err := recording.List(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := segments(t, out)
 	if !segs[0].Meta.PgBouncer {
 		t.Error("metadata does not say PgBouncer was sampled")
 	}
@@ -576,10 +571,7 @@ func TestCaptureOdooModulesNeverQueues(t *testing.T) {
 	}
 	r.Stop()
 
-	segs, err := recording.List(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	segs := segments(t, out)
 	if !segs[0].Meta.Odoo {
 		t.Error("metadata does not flag an Odoo database")
 	}
