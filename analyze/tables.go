@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -30,98 +31,119 @@ func WriteTables(dir string, res *Result, mem memory.Allocator) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
-	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-	tables := []struct {
-		name   string
-		fields []arrow.Field
-		fill   func(b *array.RecordBuilder)
-	}{
-		{"incidents", []arrow.Field{
-			{Name: "cluster", Type: arrow.BinaryTypes.String}, {Name: "incident_id", Type: arrow.PrimitiveTypes.Int32},
-			{Name: "kind", Type: arrow.BinaryTypes.String}, {Name: "start", Type: ts}, {Name: "peak_at", Type: ts},
-			{Name: "end", Type: ts, Nullable: true}, {Name: "duration_s", Type: arrow.PrimitiveTypes.Float64},
-			{Name: "peak_waiters", Type: arrow.PrimitiveTypes.Int32}, {Name: "waiter_seconds", Type: arrow.PrimitiveTypes.Float64},
-			{Name: "relations", Type: arrow.BinaryTypes.String}, {Name: "root_pids", Type: arrow.BinaryTypes.String},
-			{Name: "ddl_pid", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "ddl_mode", Type: arrow.BinaryTypes.String, Nullable: true},
-			{Name: "ddl_outcome", Type: arrow.BinaryTypes.String, Nullable: true}, {Name: "ddl_query", Type: arrow.BinaryTypes.String, Nullable: true},
-		}, func(b *array.RecordBuilder) {
-			for _, inc := range res.Incidents {
-				b.Field(0).(*array.StringBuilder).Append(res.Recording.Cluster)
-				b.Field(1).(*array.Int32Builder).Append(int32(inc.ID))
-				b.Field(2).(*array.StringBuilder).Append(inc.Kind)
-				b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(inc.Start.UnixMicro()))
-				b.Field(4).(*array.TimestampBuilder).Append(arrow.Timestamp(inc.PeakAt.UnixMicro()))
-				if inc.End != nil {
-					b.Field(5).(*array.TimestampBuilder).Append(arrow.Timestamp(inc.End.UnixMicro()))
-				} else {
-					b.Field(5).AppendNull()
-				}
-				b.Field(6).(*array.Float64Builder).Append(inc.Duration)
-				b.Field(7).(*array.Int32Builder).Append(int32(inc.PeakWaiters))
-				b.Field(8).(*array.Float64Builder).Append(inc.WaiterSeconds)
-				b.Field(9).(*array.StringBuilder).Append(strings.Join(inc.Relations, ","))
-				var roots []string
-				for _, r := range inc.RootBlockers {
-					roots = append(roots, fmt.Sprint(r.PID))
-				}
-				b.Field(10).(*array.StringBuilder).Append(strings.Join(roots, ","))
-				if d := inc.DDL; d != nil {
-					b.Field(11).(*array.Int32Builder).Append(d.PID)
-					b.Field(12).(*array.StringBuilder).Append(d.Mode)
-					b.Field(13).(*array.StringBuilder).Append(d.Outcome)
-					b.Field(14).(*array.StringBuilder).Append(d.Query)
-				} else {
-					for f := 11; f <= 14; f++ {
-						b.Field(f).AppendNull()
-					}
-				}
-			}
-		}},
-		{"queue", []arrow.Field{
-			{Name: "incident_id", Type: arrow.PrimitiveTypes.Int32}, {Name: "ts", Type: ts},
-			{Name: "relation", Type: arrow.BinaryTypes.String}, {Name: "depth", Type: arrow.PrimitiveTypes.Int32},
-			{Name: "head_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "head_mode", Type: arrow.BinaryTypes.String},
-			{Name: "rate", Type: arrow.PrimitiveTypes.Float64}, {Name: "rate_smoothed", Type: arrow.PrimitiveTypes.Float64},
-		}, func(b *array.RecordBuilder) {
-			for _, inc := range res.Incidents {
-				for _, q := range inc.Queue {
-					b.Field(0).(*array.Int32Builder).Append(int32(inc.ID))
-					b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(q.TS.UnixMicro()))
-					b.Field(2).(*array.StringBuilder).Append(q.Relation)
-					b.Field(3).(*array.Int32Builder).Append(int32(q.Depth))
-					b.Field(4).(*array.Int32Builder).Append(q.Head)
-					b.Field(5).(*array.StringBuilder).Append(q.HeadMode)
-					b.Field(6).(*array.Float64Builder).Append(q.Rate)
-					b.Field(7).(*array.Float64Builder).Append(q.RateSmoothed)
-				}
-			}
-		}},
-		{"edges", []arrow.Field{
-			{Name: "incident_id", Type: arrow.PrimitiveTypes.Int32}, {Name: "ts", Type: ts},
-			{Name: "waiter_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "waiter_backend_start", Type: ts},
-			{Name: "blocker_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "blocker_backend_start", Type: ts},
-			{Name: "kind", Type: arrow.BinaryTypes.String}, {Name: "observed", Type: arrow.FixedWidthTypes.Boolean},
-		}, func(b *array.RecordBuilder) {
-			for _, inc := range res.Incidents {
-				for _, e := range inc.EdgeLog {
-					b.Field(0).(*array.Int32Builder).Append(int32(inc.ID))
-					b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(e.TS.UnixMicro()))
-					b.Field(2).(*array.Int32Builder).Append(e.WaiterPID)
-					b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(e.WaiterStart.UnixMicro()))
-					b.Field(4).(*array.Int32Builder).Append(e.BlockerPID)
-					b.Field(5).(*array.TimestampBuilder).Append(arrow.Timestamp(e.BlockerStart.UnixMicro()))
-					b.Field(6).(*array.StringBuilder).Append(e.Kind)
-					b.Field(7).(*array.BooleanBuilder).Append(e.Observed)
-				}
-			}
-		}},
-	}
-	for _, t := range tables {
+	for _, t := range []table{incidentsTable(res), queueTable(res), edgesTable(res)} {
 		if err := writeTable(filepath.Join(dir, t.name+".parquet"), arrow.NewSchema(t.fields, nil), t.fill, mem); err != nil {
 			return fmt.Errorf("write %s table: %w", t.name, err)
 		}
 	}
 	return nil
+}
+
+// table is one derived table: its file's name, its columns, and what
+// appends its rows.
+type table struct {
+	name   string
+	fields []arrow.Field
+	fill   func(b *array.RecordBuilder)
+}
+
+// utcMicros is the tables' timestamp type.
+var utcMicros = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// incidentsTable has one row per incident.
+func incidentsTable(res *Result) table {
+	return table{"incidents", []arrow.Field{
+		{Name: "cluster", Type: arrow.BinaryTypes.String}, {Name: "incident_id", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "kind", Type: arrow.BinaryTypes.String}, {Name: "start", Type: utcMicros}, {Name: "peak_at", Type: utcMicros},
+		{Name: "end", Type: utcMicros, Nullable: true}, {Name: "duration_s", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "peak_waiters", Type: arrow.PrimitiveTypes.Int32}, {Name: "waiter_seconds", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "relations", Type: arrow.BinaryTypes.String}, {Name: "root_pids", Type: arrow.BinaryTypes.String},
+		{Name: "ddl_pid", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "ddl_mode", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "ddl_outcome", Type: arrow.BinaryTypes.String, Nullable: true}, {Name: "ddl_query", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, func(b *array.RecordBuilder) {
+		for _, inc := range res.Incidents {
+			r := row{b: b}
+			r.str(res.Recording.Cluster)
+			r.i32(int32(inc.ID))
+			r.str(inc.Kind)
+			r.ts(inc.Start)
+			r.ts(inc.PeakAt)
+			if inc.End != nil {
+				r.ts(*inc.End)
+			} else {
+				r.nulls(1)
+			}
+			r.f64(inc.Duration)
+			r.i32(int32(inc.PeakWaiters))
+			r.f64(inc.WaiterSeconds)
+			r.str(strings.Join(inc.Relations, ","))
+			var roots []string
+			for _, rb := range inc.RootBlockers {
+				roots = append(roots, fmt.Sprint(rb.PID))
+			}
+			r.str(strings.Join(roots, ","))
+			if d := inc.DDL; d != nil {
+				r.i32(d.PID)
+				r.str(d.Mode)
+				r.str(d.Outcome)
+				r.str(d.Query)
+			} else {
+				r.nulls(4)
+			}
+		}
+	}}
+}
+
+// queueTable has the queue depth per relation per sample.
+func queueTable(res *Result) table {
+	return table{"queue", []arrow.Field{
+		{Name: "incident_id", Type: arrow.PrimitiveTypes.Int32}, {Name: "ts", Type: utcMicros},
+		{Name: "relation", Type: arrow.BinaryTypes.String}, {Name: "depth", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "head_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "head_mode", Type: arrow.BinaryTypes.String},
+		{Name: "rate", Type: arrow.PrimitiveTypes.Float64}, {Name: "rate_smoothed", Type: arrow.PrimitiveTypes.Float64},
+	}, perIncident(res, func(inc *Incident) []QueuePoint { return inc.Queue }, func(r *row, q QueuePoint) {
+		r.ts(q.TS)
+		r.str(q.Relation)
+		r.i32(int32(q.Depth))
+		r.i32(q.Head)
+		r.str(q.HeadMode)
+		r.f64(q.Rate)
+		r.f64(q.RateSmoothed)
+	})}
+}
+
+// edgesTable has every wait-for edge of every sample, with its kind.
+func edgesTable(res *Result) table {
+	return table{"edges", []arrow.Field{
+		{Name: "incident_id", Type: arrow.PrimitiveTypes.Int32}, {Name: "ts", Type: utcMicros},
+		{Name: "waiter_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "waiter_backend_start", Type: utcMicros},
+		{Name: "blocker_pid", Type: arrow.PrimitiveTypes.Int32}, {Name: "blocker_backend_start", Type: utcMicros},
+		{Name: "kind", Type: arrow.BinaryTypes.String}, {Name: "observed", Type: arrow.FixedWidthTypes.Boolean},
+	}, perIncident(res, func(inc *Incident) []EdgeRecord { return inc.EdgeLog }, func(r *row, e EdgeRecord) {
+		r.ts(e.TS)
+		r.i32(e.WaiterPID)
+		r.ts(e.WaiterStart)
+		r.i32(e.BlockerPID)
+		r.ts(e.BlockerStart)
+		r.str(e.Kind)
+		r.bool(e.Observed)
+	})}
+}
+
+// perIncident fills a table of the items each incident holds (its queue
+// points, its edges): a row per item, the incident's id first, then the
+// columns add appends.
+func perIncident[T any](res *Result, items func(*Incident) []T, add func(*row, T)) func(*array.RecordBuilder) {
+	return func(b *array.RecordBuilder) {
+		for i := range res.Incidents {
+			inc := &res.Incidents[i]
+			for _, x := range items(inc) {
+				r := row{b: b}
+				r.i32(int32(inc.ID))
+				add(&r, x)
+			}
+		}
+	}
 }
 
 func writeTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilder), mem memory.Allocator) error {
@@ -138,4 +160,32 @@ func writeTable(path string, schema *arrow.Schema, fill func(*array.RecordBuilde
 		}
 		return errors.Join(w.Write(rec), w.Close())
 	})
+}
+
+// row appends one row to a record builder, a column at a time in the
+// schema's order.
+type row struct {
+	b   *array.RecordBuilder
+	col int
+}
+
+func (r *row) next() array.Builder {
+	f := r.b.Field(r.col)
+	r.col++
+	return f
+}
+
+func (r *row) str(v string)  { r.next().(*array.StringBuilder).Append(v) }
+func (r *row) i32(v int32)   { r.next().(*array.Int32Builder).Append(v) }
+func (r *row) f64(v float64) { r.next().(*array.Float64Builder).Append(v) }
+func (r *row) bool(v bool)   { r.next().(*array.BooleanBuilder).Append(v) }
+func (r *row) ts(t time.Time) {
+	r.next().(*array.TimestampBuilder).Append(arrow.Timestamp(t.UnixMicro()))
+}
+
+// nulls appends a null to each of the next n columns.
+func (r *row) nulls(n int) {
+	for range n {
+		r.next().AppendNull()
+	}
 }
