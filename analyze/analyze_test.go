@@ -472,12 +472,8 @@ func checkRunbook(t *testing.T, inc analyze.Incident, truth scenario.Truth, c ex
 // Two queues at once on different tables, joined by no session, are two
 // incidents.
 func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
-	pgtest.SkipIfShort(t)
 	ctx := context.Background()
-	db := pgtest.NewDatabase(t, srv)
-	if err := scenario.LoadSchema(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pgtest.NewScenarioDatabase(t, srv)
 	out := filepath.Join(t.TempDir(), "rec")
 	cfg := fastCapture(out)
 	cfg.DSN = db

@@ -94,21 +94,9 @@ func readTable[T any](t *testing.T, segs []recording.Segment, table string) []T 
 	return out
 }
 
-// schemaDatabase creates a database for the test holding the Odoo-like
-// schema the scenarios stage their incidents in, and returns its DSN.
-// Under -short it skips the test.
-func schemaDatabase(t *testing.T) string {
-	t.Helper()
-	db := pgtest.NewDatabase(t, srv)
-	if err := scenario.LoadSchema(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 	ctx := context.Background()
-	db := schemaDatabase(t)
+	db := pgtest.NewScenarioDatabase(t, srv)
 	const password = "s3cret-Pa55word"
 	dsn := monitorRole(t, db, password)
 	out := filepath.Join(t.TempDir(), "rec")
@@ -280,7 +268,7 @@ func TestCaptureRecordsStagedDDLQueue(t *testing.T) {
 
 func TestCaptureWithoutPgMonitorWarnsAndStillSeesWaiters(t *testing.T) {
 	ctx := context.Background()
-	db := schemaDatabase(t)
+	db := pgtest.NewScenarioDatabase(t, srv)
 	admin := pgtest.Connect(t, db, "")
 	role := fmt.Sprintf("ls_plain_%d", time.Now().UnixNano()%1e9)
 	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
@@ -543,7 +531,7 @@ func TestCaptureSamplesPgBouncer(t *testing.T) {
 
 func TestCaptureOdooModulesNeverQueues(t *testing.T) {
 	ctx := context.Background()
-	db := schemaDatabase(t)
+	db := pgtest.NewScenarioDatabase(t, srv)
 	mig := pgtest.Connect(t, db, "")
 	if _, err := mig.Exec(ctx, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name IN ('stock', 'sale')"); err != nil {
 		t.Fatal(err)
