@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/capture"
 	"github.com/lockscope/lockscope/capture/recording"
 	"github.com/lockscope/lockscope/fixtures/pgtest"
 	"github.com/lockscope/lockscope/fixtures/scenario"
@@ -25,11 +24,6 @@ var srv *pgtest.Server
 
 func TestMain(m *testing.M) {
 	os.Exit(pgtest.RunMain(m, &srv, pgtest.Options{MaxConnections: 200}))
-}
-
-func fastCapture(out string) capture.Config {
-	return capture.Config{Out: out, ProbeInterval: 50 * time.Millisecond, FullInterval: 500 * time.Millisecond,
-		BurstInterval: 100 * time.Millisecond, BurstHold: 300 * time.Millisecond}
 }
 
 // The analysis of a staged incident must find what was staged: the tests
@@ -120,14 +114,7 @@ func TestAnalyzeStagedCronVsAlter(t *testing.T) {
 // record stages one scenario, records it and analyses the recording.
 func record(t *testing.T, name string, opts scenario.Options) (scenario.Truth, *analyze.Result) {
 	t.Helper()
-	db := pgtest.NewDatabase(t, srv)
-	out := filepath.Join(t.TempDir(), "rec")
-	truth, err := scenario.RecordIncident(context.Background(), scenario.RecordOptions{
-		DSN: db, Capture: fastCapture(out), Hold: 2500 * time.Millisecond, Scenario: name, Stage: opts,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	truth, out := pgtest.RecordStaged(t, srv, pgtest.Staged{Scenario: name, Options: opts}, 2500*time.Millisecond)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	res, err := analyze.Run(context.Background(), analyze.Config{Dirs: []string{out}, Allocator: mem})
 	if err != nil {
@@ -153,28 +140,22 @@ func rootPIDs(rs []analyze.RootBlocker) []int32 {
 	return out
 }
 
-// staged is one scenario to stage, with the shape it is staged in.
-type staged struct {
-	scenario string
-	opts     scenario.Options
-}
-
 // checkStaged stages, records and analyses each case in a subtest of its
 // own, named after the scenario (with /hidden-operator where the operator
 // hid, /rolled-back where the migration rolled back), and checks the
 // analysis against what was staged.
-func checkStaged(t *testing.T, cases []staged) {
+func checkStaged(t *testing.T, cases []pgtest.Staged) {
 	pgtest.SkipIfShort(t)
 	for _, c := range cases {
-		name := c.scenario
-		if c.opts.HiddenOperator {
+		name := c.Scenario
+		if c.Options.HiddenOperator {
 			name += "/hidden-operator"
 		}
-		if c.opts.MigrationRollsBack {
+		if c.Options.MigrationRollsBack {
 			name += "/rolled-back"
 		}
 		t.Run(name, func(t *testing.T) {
-			truth, res := record(t, c.scenario, c.opts)
+			truth, res := record(t, c.Scenario, c.Options)
 			truth.Scenario = name
 			checkIncident(t, truth, res)
 		})
@@ -182,18 +163,18 @@ func checkStaged(t *testing.T, cases []staged) {
 }
 
 func TestAnalyzeStagedScenarios(t *testing.T) {
-	checkStaged(t, []staged{
-		{"cron-vs-alter", scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}},
-		{"migration-holds-lock", scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}},
-		{"lock-timeout-retry", scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}},
-		{"chain", scenario.Options{Table: "project_task", Workers: 5, AppPrefix: "odoo"}},
-		{"row-contention", scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}},
-		{"create-index-pgdump", scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
-		{"report-vs-alter", scenario.Options{Table: "account_move_line", Workers: 5, AppPrefix: "wms"}},
-		{"alter-disconnects", scenario.Options{Table: "res_partner", Workers: 5, AppPrefix: "portal"}},
-		{"dump-vs-alter-cancelled", scenario.Options{Table: "stock_quant", Workers: 5, AppPrefix: "odoo"}},
-		{"cron-vs-alter", scenario.Options{Table: "hr_payslip", Workers: 4, AppPrefix: "odoo", HiddenOperator: true}},
-		{"migration-holds-lock", scenario.Options{Table: "project_task", Workers: 4, AppPrefix: "web", MigrationRollsBack: true}},
+	checkStaged(t, []pgtest.Staged{
+		{Scenario: "cron-vs-alter", Options: scenario.Options{Table: "sale_order_line", Workers: 5, AppPrefix: "odoo"}},
+		{Scenario: "migration-holds-lock", Options: scenario.Options{Table: "account_move", Workers: 6, AppPrefix: "odoo"}},
+		{Scenario: "lock-timeout-retry", Options: scenario.Options{Table: "stock_quant", Workers: 4, AppPrefix: "shop"}},
+		{Scenario: "chain", Options: scenario.Options{Table: "project_task", Workers: 5, AppPrefix: "odoo"}},
+		{Scenario: "row-contention", Options: scenario.Options{Table: "sale_order", Workers: 4, AppPrefix: "odoo"}},
+		{Scenario: "create-index-pgdump", Options: scenario.Options{Table: "mail_message", Workers: 4, AppPrefix: "crm"}},
+		{Scenario: "report-vs-alter", Options: scenario.Options{Table: "account_move_line", Workers: 5, AppPrefix: "wms"}},
+		{Scenario: "alter-disconnects", Options: scenario.Options{Table: "res_partner", Workers: 5, AppPrefix: "portal"}},
+		{Scenario: "dump-vs-alter-cancelled", Options: scenario.Options{Table: "stock_quant", Workers: 5, AppPrefix: "odoo"}},
+		{Scenario: "cron-vs-alter", Options: scenario.Options{Table: "hr_payslip", Workers: 4, AppPrefix: "odoo", HiddenOperator: true}},
+		{Scenario: "migration-holds-lock", Options: scenario.Options{Table: "project_task", Workers: 4, AppPrefix: "web", MigrationRollsBack: true}},
 	})
 }
 
@@ -475,7 +456,7 @@ func TestAnalyzeConcurrentIndependentQueues(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.NewScenarioDatabase(t, srv)
 	out := filepath.Join(t.TempDir(), "rec")
-	cfg := fastCapture(out)
+	cfg := pgtest.FastCapture(out)
 	cfg.DSN = db
 	r := pgtest.StartCapture(t, cfg)
 	ddl, err := scenario.CronVsAlter(ctx, db, scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "odoo"})
@@ -533,7 +514,7 @@ func TestAnalyzePgBouncerRoutedWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "rec")
-	cfg := fastCapture(out)
+	cfg := pgtest.FastCapture(out)
 	cfg.PgBouncerDSN = bouncer.AdminDSN()
 	truth, err := scenario.RecordIncident(ctx, scenario.RecordOptions{
 		DSN: db, Capture: cfg, Hold: 2 * time.Second,

@@ -14,15 +14,15 @@ import (
 // and names than the recorded fixtures, and checked against what was
 // staged — never against analyze's own output.
 func TestAnalyzeStagedKinds(t *testing.T) {
-	checkStaged(t, []staged{
-		{"prepared-root", scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "erp"}},
-		{"hot-row-churn", scenario.Options{Table: "ir_sequence", Workers: 8, AppPrefix: "shop"}},
-		{"deadlock", scenario.Options{Table: "account_move", Workers: 2, AppPrefix: "pos"}},
-		{"online-index", scenario.Options{Table: "ir_attachment", Workers: 1, AppPrefix: "odoo"}},
-		{"advisory-queue", scenario.Options{Table: "ir_cron", Workers: 3, AppPrefix: "jobs"}},
-		{"shared-row-lock", scenario.Options{Table: "account_move", Workers: 3, AppPrefix: "crm"}},
-		{"vacuum-waits", scenario.Options{Table: "mail_message", Workers: 1, AppPrefix: "odoo"}},
-		{"wraparound-vacuum", scenario.Options{Table: "stock_picking", Workers: 3, AppPrefix: "wms"}},
+	checkStaged(t, []pgtest.Staged{
+		{Scenario: "prepared-root", Options: scenario.Options{Table: "stock_move", Workers: 4, AppPrefix: "erp"}},
+		{Scenario: "hot-row-churn", Options: scenario.Options{Table: "ir_sequence", Workers: 8, AppPrefix: "shop"}},
+		{Scenario: "deadlock", Options: scenario.Options{Table: "account_move", Workers: 2, AppPrefix: "pos"}},
+		{Scenario: "online-index", Options: scenario.Options{Table: "ir_attachment", Workers: 1, AppPrefix: "odoo"}},
+		{Scenario: "advisory-queue", Options: scenario.Options{Table: "ir_cron", Workers: 3, AppPrefix: "jobs"}},
+		{Scenario: "shared-row-lock", Options: scenario.Options{Table: "account_move", Workers: 3, AppPrefix: "crm"}},
+		{Scenario: "vacuum-waits", Options: scenario.Options{Table: "mail_message", Workers: 1, AppPrefix: "odoo"}},
+		{Scenario: "wraparound-vacuum", Options: scenario.Options{Table: "stock_picking", Workers: 3, AppPrefix: "wms"}},
 	})
 }
 
