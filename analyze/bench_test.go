@@ -104,10 +104,19 @@ func synthetic(b *testing.B, dir string, hours float64, backends int) (rows int6
 
 // BenchmarkAnalyze analyses a synthetic recording (by default 24 hours of
 // 300 backends: 1 Hz baseline, a 10 Hz incident every hour) and reports
-// recorded rows per second and the peak heap. Generated once per run under
-// the temporary directory; -bench-hours shortens it.
+// recorded rows per second and the peak heap. Generated once and kept in
+// the user's cache directory; -bench-hours shortens it.
 func BenchmarkAnalyze(b *testing.B) {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("lockscope-bench-analyze-%gh", *benchHours))
+	// Cached in the user's own cache directory, never in a shared
+	// temporary one another user could have planted it in.
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(cache, "lockscope"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Join(cache, "lockscope", fmt.Sprintf("bench-analyze-%gh", *benchHours))
 	rowsFile := filepath.Join(dir, "rows")
 	var rows int64
 	if data, err := os.ReadFile(rowsFile); err == nil {
