@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,13 +72,7 @@ and in the post-mortem's data-quality appendix, and the others are read.
 				return err
 			}
 			if out != "" {
-				if err := writeJSON(out, res); err != nil {
-					return err
-				}
-				if err := analyze.WriteTables(filepath.Join(out, "tables"), res, nil); err != nil {
-					return err
-				}
-				if err := report.Write(cmd.Context(), out, res); err != nil {
+				if err := writeAnalysis(cmd.Context(), out, res); err != nil {
 					return err
 				}
 			}
@@ -96,6 +91,19 @@ and in the post-mortem's data-quality appendix, and the others are read.
 	cmd.Flags().BoolVar(&cfg.Strict, "strict", false, "fail on a damaged segment instead of reading the others and listing it")
 	lf.Add(cmd)
 	return cmd
+}
+
+// writeAnalysis writes the whole analysis tree into dir: incident.json,
+// the derived tables and the post-mortem with its pictures. analyze -o,
+// demo and a wrapped deploy's --report all write this same tree.
+func writeAnalysis(ctx context.Context, dir string, res *analyze.Result) error {
+	if err := writeJSON(dir, res); err != nil {
+		return err
+	}
+	if err := analyze.WriteTables(filepath.Join(dir, "tables"), res, nil); err != nil {
+		return err
+	}
+	return report.Write(ctx, dir, res)
 }
 
 func writeJSON(dir string, res *analyze.Result) error {

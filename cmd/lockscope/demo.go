@@ -14,7 +14,6 @@ import (
 	"github.com/lockscope/lockscope/cmd/internal/cli"
 	"github.com/lockscope/lockscope/fixtures/pgtest/pgserver"
 	"github.com/lockscope/lockscope/fixtures/scenario"
-	reportpkg "github.com/lockscope/lockscope/report"
 )
 
 func demoCommand() *cobra.Command {
@@ -92,10 +91,7 @@ postmortem.md and incident.json are printed.
 				return fmt.Errorf("demo: %w", err)
 			}
 			report := filepath.Join(filepath.Dir(out), "analysis")
-			if err := writeJSON(report, res); err != nil {
-				return err
-			}
-			if err := reportpkg.Write(ctx, report, res); err != nil {
+			if err := writeAnalysis(ctx, report, res); err != nil {
 				return err
 			}
 			summarize(w, res)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/lockscope/lockscope/analyze"
-	"github.com/lockscope/lockscope/report"
 )
 
 // analyzeWindow is the full binary's part of `capture -- COMMAND`: the
@@ -35,10 +34,7 @@ func analyzeWindow(ctx context.Context, dir string, since, until time.Time, repo
 	if reportDir == "" {
 		return nil
 	}
-	if err := writeJSON(reportDir, res); err != nil {
-		return err
-	}
-	if err := report.Write(ctx, reportDir, res); err != nil {
+	if err := writeAnalysis(ctx, reportDir, res); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "lockscope: wrote %s\n", filepath.Join(reportDir, "postmortem.md"))

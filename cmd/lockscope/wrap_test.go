@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,32 @@ func TestWrapReportShowsTheGuard(t *testing.T) {
 		t.Errorf("what-if: actual %+v, without the guard %+v: want the guard to have spared waiter-seconds", actual, without)
 	}
 	blocker.Exec(ctx, "ROLLBACK")
+
+	// --report writes the very tree analyze -o writes.
+	again := filepath.Join(t.TempDir(), "again")
+	if _, stderr, code := run(t, "analyze", out, "-o", again); code != 0 {
+		t.Fatalf("analyze -o: exit %d: %s", code, stderr)
+	}
+	if a, b := treeOf(t, report), treeOf(t, again); !slices.Equal(a, b) || !slices.Contains(a, "tables/incidents.parquet") {
+		t.Errorf("--report wrote %v; analyze -o wrote %v", a, b)
+	}
+}
+
+// treeOf lists the files under dir, relative to it, sorted.
+func treeOf(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		out = append(out, filepath.ToSlash(rel))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
