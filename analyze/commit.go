@@ -74,8 +74,14 @@ func (t *tracker) stepCommit(d *ddlState, g *graph) {
 // xactEnd says how a transaction seen open ended, the session staying
 // connected (a, at now).
 func xactEnd(w *commitWatch, a *recording.Activity, now int64) (string, string) {
-	if w.implicit && a.QueryStart == w.query && !strings.Contains(a.State, "aborted") {
-		return CommitCommitted, fmt.Sprintf("it ran in a transaction of its own, which ended with the statement by %s (state %q): committed (pg_stat_activity shows a statement that failed after getting its lock the same way)", clock(now), a.State)
+	if w.implicit {
+		// Outside a transaction block the statement's transaction ends
+		// with it, whatever the session runs next.
+		next := ""
+		if a.QueryStart != w.query {
+			next = fmt.Sprintf(", and the session had gone on to another statement (at %s)", clock(a.QueryStart))
+		}
+		return CommitCommitted, fmt.Sprintf("it ran in a transaction of its own, which ended with the statement by %s (state %q)%s: committed (pg_stat_activity shows a statement that failed after getting its lock the same way)", clock(now), a.State, next)
 	}
 	if ending, ev := lastStatementEnds(w.lastState, w.lastOpen, a); ending != "" {
 		if ending == EndingCommitted {

@@ -24,6 +24,9 @@ func TestDDLCommitFollowsItsTransaction(t *testing.T) {
 		{"savepoint rollback is no end", "ROLLBACK TO SAVEPOINT s1", CommitCannotTell, PathCannotTell, EndingCommitted},
 		{"backend left", "-", CommitCannotTell, PathCannotTell, EndingCommitted},
 		{"still open", "", CommitOpen, PathFinishForward, EndingCommitted},
+		// Outside a transaction block the ALTER's transaction ends with
+		// it, even when the session goes straight on to the next one.
+		{"autocommit, then the next statement", "SELECT 1", CommitCommitted, PathFinishForward, EndingCommitted},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -33,12 +36,22 @@ func TestDDLCommitFollowsItsTransaction(t *testing.T) {
 				cron.QueryStart, cron.Query = t0-1e6, "UPDATE stock_move SET id = id"
 				mig := act(11, "migrate", "active", "Lock")
 				mig.XactStart, mig.QueryStart, mig.Query = t0-100_000, t0, alter
+				autocommit := strings.HasPrefix(c.name, "autocommit")
+				if autocommit {
+					mig.XactStart = t0
+				}
 				worker := act(12, "odoo-4300", "active", "Lock")
 				worker.QueryStart, worker.Query = t0+50_000, "SELECT count(*) FROM stock_move"
 				switch {
 				case i < 5:
 					s.locks = []recording.Lock{held(10, "RowExclusiveLock"), waiting(11, "AccessExclusiveLock", t0), waiting(12, "AccessShareLock", t0+50_000)}
 					s.activity = []recording.Activity{cron, mig, worker}
+					return s
+				case i < 9 && autocommit: // the ALTER got its lock and is still running
+					cron.State, cron.XactStart, cron.QueryStart, cron.Query, cron.StateChange = "idle", 0, t0+500_000, "COMMIT", t0+505_000
+					mig.WaitEventType = ""
+					s.locks = []recording.Lock{held(11, "AccessExclusiveLock")}
+					s.activity = []recording.Activity{cron, mig}
 					return s
 				case i < 9: // the cron committed; the ALTER got its lock and the transaction goes on
 					cron.State, cron.XactStart, cron.QueryStart, cron.Query, cron.StateChange = "idle", 0, t0+500_000, "COMMIT", t0+505_000
@@ -55,6 +68,10 @@ func TestDDLCommitFollowsItsTransaction(t *testing.T) {
 					s.activity = []recording.Activity{cron, mig}
 				case "-":
 					s.activity = []recording.Activity{cron}
+				case "SELECT 1": // the next statement, in a transaction of its own
+					mig.State, mig.WaitEventType, mig.XactStart = "active", "", t0+850_000
+					mig.QueryStart, mig.Query = t0+850_000, c.end
+					s.activity = []recording.Activity{cron, mig}
 				default:
 					mig.State, mig.WaitEventType, mig.XactStart = "idle", "", 0
 					mig.QueryStart, mig.Query, mig.StateChange = t0+850_000, c.end, t0+851_000
