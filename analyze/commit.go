@@ -115,10 +115,3 @@ func lastStatementEnds(prevState string, lastOpen int64, a *recording.Activity) 
 	}
 	return EndingCommitted, fmt.Sprintf("its last statement, %s at %s, ended the transaction it had open (%q at %s); the session stayed connected (state %q): committed — unless a statement run between the two samples failed, which turns a COMMIT into a rollback", stmt, clock(a.QueryStart), prevState, clock(lastOpen), a.State)
 }
-
-// lastStmtTells: the session's last statement, run after prev (the
-// activity last seen, at lastOpen, with the transaction open), ended it.
-func lastStmtTells(prev recording.Activity, lastOpen int64, a *recording.Activity) bool {
-	e, _ := lastStatementEnds(prev.State, lastOpen, a)
-	return e != ""
-}

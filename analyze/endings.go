@@ -278,6 +278,7 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 	}
 	prev := rs.lastAct
 	cancel := t.opOn(b.PID, "cancel", rs.first-2e6, g.ts)
+	lastEnding, lastEvidence := lastStatementEnds(prev.State, rs.last, a)
 	switch {
 	case cancel != nil:
 		rs.ending = EndingCancelled
@@ -291,8 +292,8 @@ func (t *tracker) rootGone(rs *rootState, b Backend, g *graph) {
 		// for its client's ROLLBACK.
 		rs.ending = EndingRolledBack
 		rs.evidence = fmt.Sprintf("it was %q at %s; by %s its statement had failed and its transaction was aborted (state %q), which releases its locks and undoes its work: a cancel, a statement_timeout or an error — no cancel naming it was seen, and the recording cannot tell which", prev.State, seen, now, a.State)
-	case lastStmtTells(prev, rs.last, a):
-		rs.ending, rs.evidence = lastStatementEnds(prev.State, rs.last, a)
+	case lastEnding != "":
+		rs.ending, rs.evidence = lastEnding, lastEvidence
 	case strings.Contains(prev.State, "aborted"):
 		rs.ending = EndingRolledBack
 		rs.evidence = fmt.Sprintf("its transaction was seen aborted at %s; by %s it had ended and the session stayed connected (state %q): a rollback", seen, now, a.State)
