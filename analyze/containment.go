@@ -49,7 +49,7 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 			a.Action = ActionLeave
 			a.Reason = fmt.Sprintf("the root blocker is a prepared transaction (pid 0 in pg_blocking_pids) and the recording has no pg_prepared_xacts row for it: "+
 				"find its gid with SELECT gid, database, owner, prepared FROM pg_prepared_xacts, then ROLLBACK PREPARED it in its database; cancelling or terminating pid 0 does nothing (%s)", behind)
-		case r.Role == RoleAutovacuum && antiWraparound(r.Query):
+		case r.Role == RoleAutovacuum && AntiWraparound(r.Query):
 			protectedRoots++
 			a.Action = ActionLeave
 			a.Reason = fmt.Sprintf("root blocker, but an anti-wraparound autovacuum (%s): PostgreSQL does not cancel it for lock waiters, it must finish to protect the database from transaction ID wraparound, and a cancelled one is started again at once and blocks again; let it finish (its progress is in pg_stat_progress_vacuum) and stop the migration attempt instead (%s)",
@@ -115,9 +115,9 @@ func containment(x *Incident, inc *incState) ([]Action, []Protected) {
 	return append(actions, leave...), protected
 }
 
-// antiWraparound: an autovacuum run to prevent transaction ID wraparound,
+// AntiWraparound reports an autovacuum run to prevent transaction ID wraparound,
 // which PostgreSQL never cancels for a lock waiter.
-func antiWraparound(query string) bool {
+func AntiWraparound(query string) bool {
 	return strings.Contains(query, "(to prevent wraparound)")
 }
 

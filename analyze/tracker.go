@@ -545,7 +545,7 @@ func (t *tracker) protect(inc *incState, g *graph, in map[Backend]bool) {
 		}
 		role, evidence := classify(g, b, t.rels, t.odoo)
 		s := t.session(g, b)
-		wraparound := role == RoleAutovacuum && antiWraparound(s.Query)
+		wraparound := role == RoleAutovacuum && AntiWraparound(s.Query)
 		if !protectedRole(role) && !wraparound {
 			continue
 		}

@@ -199,7 +199,7 @@ func rolePhrase(r analyze.RootBlocker) string {
 		return "a backup (" + code(r.ApplicationName) + ")"
 	case r.Role == analyze.RoleAdmin:
 		return "an admin session's transaction"
-	case r.Role == analyze.RoleAutovacuum && strings.Contains(r.Query, "(to prevent wraparound)"):
+	case r.Role == analyze.RoleAutovacuum && analyze.AntiWraparound(r.Query):
 		return "an anti-wraparound autovacuum (which PostgreSQL does not cancel for lock waiters)"
 	case r.Role == analyze.RoleAutovacuum:
 		return "an autovacuum worker"
